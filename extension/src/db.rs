@@ -1,0 +1,122 @@
+//! SPI access: cached prepared plans, typed row reads, and the one way internal faults surface.
+//! Internal faults (a broken plan, a type mismatch) are PostgreSQL errors, never WF errors.
+
+use crate::ffi::PG_EPOCH_OFFSET_MICROS;
+use pgrx::datum::{DatumWithOid, JsonB, TimestampWithTimeZone};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData, SpiTupleTable};
+use pgrx::PgOid;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::rc::Rc;
+
+pub trait OrInternal<T> {
+    fn or_internal(self, what: &str) -> T;
+}
+
+impl<T, E: Display> OrInternal<T> for Result<T, E> {
+    fn or_internal(self, what: &str) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => pgrx::error!("pgworld internal error ({what}): {e}"),
+        }
+    }
+}
+
+thread_local! {
+    // Plans live for the backend's life (SPI_keepplan); PostgreSQL re-plans them when the schema changes.
+    static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+}
+
+fn plan_for(
+    c: &SpiClient<'_>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+    mutating: bool,
+) -> Rc<OwnedPreparedStatement> {
+    if let Some(p) = PLANS.with(|m| m.borrow().get(sql).cloned()) {
+        return p;
+    }
+    let oids: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
+    let prepared = if mutating {
+        c.prepare_mut(sql, &oids)
+    } else {
+        c.prepare(sql, &oids)
+    };
+    let plan = Rc::new(prepared.or_internal(sql).keep());
+    PLANS.with(|m| m.borrow_mut().insert(sql.to_owned(), Rc::clone(&plan)));
+    plan
+}
+
+/// Runs a read-only statement through a cached plan. Argument types fix the plan's parameter types.
+pub fn select<'c>(c: &SpiClient<'c>, sql: &str, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'c> {
+    let plan = plan_for(c, sql, args, false);
+    c.select(&*plan, None, args).or_internal(sql)
+}
+
+/// Runs a writing (or row-locking) statement through a cached plan.
+pub fn update<'c>(
+    c: &mut SpiClient<'c>,
+    sql: &str,
+    args: &[DatumWithOid<'_>],
+) -> SpiTupleTable<'c> {
+    let plan = plan_for(c, sql, args, true);
+    c.update(&*plan, None, args).or_internal(sql)
+}
+
+pub fn ts_datum(micros: i64) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(micros - PG_EPOCH_OFFSET_MICROS)
+        .or_internal("timestamp out of range")
+}
+
+pub fn opt_ts_datum(micros: Option<i64>) -> Option<TimestampWithTimeZone> {
+    micros.map(ts_datum)
+}
+
+pub fn json_datum(v: &Option<Value>) -> Option<JsonB> {
+    v.clone().map(JsonB)
+}
+
+/// Typed column reads by 1-based ordinal.
+pub trait Row {
+    fn text(&self, i: usize) -> String;
+    fn opt_text(&self, i: usize) -> Option<String>;
+    fn int(&self, i: usize) -> i32;
+    fn bigint(&self, i: usize) -> i64;
+    fn boolean(&self, i: usize) -> Option<bool>;
+    fn json(&self, i: usize) -> Option<Value>;
+    fn ts(&self, i: usize) -> Option<i64>;
+}
+
+impl Row for SpiHeapTupleData<'_> {
+    fn text(&self, i: usize) -> String {
+        self.opt_text(i).unwrap_or_default()
+    }
+    fn opt_text(&self, i: usize) -> Option<String> {
+        self.get::<String>(i).or_internal("text column")
+    }
+    fn int(&self, i: usize) -> i32 {
+        self.get::<i32>(i)
+            .or_internal("integer column")
+            .unwrap_or_default()
+    }
+    fn bigint(&self, i: usize) -> i64 {
+        self.get::<i64>(i)
+            .or_internal("bigint column")
+            .unwrap_or_default()
+    }
+    fn boolean(&self, i: usize) -> Option<bool> {
+        self.get::<bool>(i).or_internal("boolean column")
+    }
+    fn json(&self, i: usize) -> Option<Value> {
+        self.get::<JsonB>(i)
+            .or_internal("jsonb column")
+            .map(|j| j.0)
+    }
+    fn ts(&self, i: usize) -> Option<i64> {
+        self.get::<TimestampWithTimeZone>(i)
+            .or_internal("timestamptz column")
+            .map(|t| t.into_inner() + PG_EPOCH_OFFSET_MICROS)
+    }
+}

@@ -1,0 +1,50 @@
+//! The only calls into PostgreSQL's C API that pgrx does not wrap safely. Each is a plain
+//! read or a fill of a caller-owned buffer; pgrx's pg_sys bindings guard the FFI boundary, so an
+//! ERROR raised inside becomes a Rust panic instead of a longjmp over Rust frames.
+
+use pgrx::pg_sys;
+use std::ffi::CStr;
+
+/// Microseconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01.
+pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+
+/// The role that called us: SET ROLE's role, unaffected by SECURITY DEFINER switches.
+pub fn calling_role() -> pg_sys::Oid {
+    // SAFETY: reads a backend-global set at connection start; no arguments.
+    unsafe { pg_sys::GetOuterUserId() }
+}
+
+pub fn role_oid(name: &CStr) -> Option<pg_sys::Oid> {
+    // SAFETY: `name` is a valid NUL-terminated string; missing_ok = true returns InvalidOid.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// True when `member` has the privileges of `role` (superusers have every role's).
+pub fn has_privs_of_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: both are plain Oids; the function only consults the role-membership cache.
+    unsafe { pg_sys::has_privs_of_role(member, role) }
+}
+
+pub fn role_name(role: pg_sys::Oid) -> String {
+    // SAFETY: noerr = true returns NULL for an unknown role instead of raising.
+    let p = unsafe { pg_sys::GetUserNameFromId(role, true) };
+    if p.is_null() {
+        return format!("oid {}", role.to_u32());
+    }
+    // SAFETY: non-null result is a palloc'd NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Fills `buf` from the operating system's CSPRNG; false if none is available.
+pub fn strong_random(buf: &mut [u8]) -> bool {
+    // SAFETY: writes exactly buf.len() bytes into memory we own.
+    unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+/// Wall-clock now, as Unix microseconds (the database clock that stamps rows).
+pub fn now_micros() -> i64 {
+    // SAFETY: no arguments; reads the system clock.
+    let pg_now = unsafe { pg_sys::GetCurrentTimestamp() };
+    pg_now + PG_EPOCH_OFFSET_MICROS
+}

@@ -1,0 +1,125 @@
+//! pgworld: durable-workflow state for the Workflow DevKit inside PostgreSQL 17.
+//!
+//! The rules live in `pgworld_core` (pure Rust). This crate reads state through SPI, applies the
+//! rules' plans and exposes one SQL function per API route. Each `_name` function here returns
+//! either its response or an error envelope; its public `workflow.name` wrapper (sql/api.sql)
+//! raises the envelope as the `WFnnn` SQLSTATE, which pgrx cannot raise itself.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use pgworld_core::WfResult;
+use serde_json::Value;
+
+mod db;
+mod entities;
+mod events;
+mod ffi;
+mod guc;
+mod quotas;
+mod reads;
+mod tenancy;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../../sql/api.sql", name = "api", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
+
+/// The response, or `{"$error": …}` for the wrapper to raise.
+fn respond(result: WfResult<Value>) -> JsonB {
+    JsonB(result.unwrap_or_else(|e| e.to_envelope()))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_event_create")]
+fn event_create(run_id: &str, query: JsonB, body: JsonB) -> JsonB {
+    respond(events::event_create(run_id, &query.0, &body.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_event_get")]
+fn event_get(run_id: &str, event_id: &str, query: JsonB) -> JsonB {
+    respond(reads::event_get(run_id, event_id, &query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_events_list")]
+fn events_list(run_id: &str, query: JsonB) -> JsonB {
+    respond(reads::events_list(run_id, &query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_events_by_correlation")]
+fn events_by_correlation(query: JsonB) -> JsonB {
+    respond(reads::events_by_correlation(&query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_run_get")]
+fn run_get(run_id: &str, query: JsonB) -> JsonB {
+    respond(reads::run_get(run_id, &query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_runs_list")]
+fn runs_list(query: JsonB) -> JsonB {
+    respond(reads::runs_list(&query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_step_get")]
+fn step_get(run_id: &str, step_id: &str, query: JsonB) -> JsonB {
+    respond(reads::step_get(run_id, step_id, &query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_steps_list")]
+fn steps_list(run_id: &str, query: JsonB) -> JsonB {
+    respond(reads::steps_list(run_id, &query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_hook_get")]
+fn hook_get(hook_id: &str, query: JsonB) -> JsonB {
+    respond(reads::hook_get(hook_id, &query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_hook_get_by_token")]
+fn hook_get_by_token(token: &str, query: JsonB) -> JsonB {
+    respond(reads::hook_get_by_token(token, &query.0))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_hooks_list")]
+fn hooks_list(query: JsonB) -> JsonB {
+    respond(reads::hooks_list(&query.0))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_app_provision")]
+fn app_provision(body: JsonB) -> JsonB {
+    respond(tenancy::app_provision(&body.0))
+}
+
+/// Creates an app without the admin check: only the install script calls it (for `default`).
+#[pg_extern(volatile, parallel_unsafe, name = "_app_create")]
+fn app_create(label: &str) -> JsonB {
+    respond(Spi::connect_mut(|c| tenancy::app_create(c, label)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_app_role_grant")]
+fn app_role_grant(app_label: &str, role: &str) -> JsonB {
+    respond(tenancy::app_role_grant(app_label, role))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_app_role_revoke")]
+fn app_role_revoke(role: &str) -> JsonB {
+    respond(tenancy::app_role_revoke(role))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

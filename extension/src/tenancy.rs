@@ -1,0 +1,225 @@
+//! Which app a call acts for (spec/tenancy.md §5), admin rights, apps and role mappings.
+
+use crate::db::{self, OrInternal, Row};
+use crate::{ffi, guc};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgworld_core::{Code, WfError, WfResult};
+use serde_json::{json, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+thread_local! {
+    // Apps are never deleted or renamed, so label → id can be kept for the backend's life.
+    static APP_IDS: RefCell<HashMap<String, i32>> = RefCell::new(HashMap::new());
+    // Set only while an admin or maintenance function works across apps; read by the RLS policies.
+    // It is backend memory, not a setting, so no client can turn it on.
+    static CROSS_APP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lets the enclosed work touch any app's rows; restored on return and on unwinding errors.
+pub fn with_cross_app<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CROSS_APP.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(CROSS_APP.with(|c| c.replace(true)));
+    f()
+}
+
+#[pg_extern(stable, parallel_safe, name = "_cross_app")]
+fn cross_app_enabled() -> bool {
+    CROSS_APP.with(Cell::get)
+}
+
+fn role_has(name: &std::ffi::CStr) -> bool {
+    ffi::role_oid(name).is_some_and(|r| ffi::has_privs_of_role(ffi::calling_role(), r))
+}
+
+fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
+    if let Some(id) = APP_IDS.with(|m| m.borrow().get(label).copied()) {
+        return Some(id);
+    }
+    let id = db::select(
+        c,
+        "SELECT application_id FROM workflow.applications WHERE label = $1",
+        &[label.into()],
+    )
+    .next()
+    .map(|r| r.int(1))?;
+    APP_IDS.with(|m| m.borrow_mut().insert(label.to_owned(), id));
+    Some(id)
+}
+
+fn app_not_found(label: &str) -> WfError {
+    WfError::new(Code::AppNotFound, format!("Application {label} not found"))
+}
+
+/// Resolves the current app: trusted service callers name it in `workflow.app_id`; other roles
+/// are bound to one app by `workflow.app_role_grant`.
+pub fn current_app(c: &SpiClient<'_>) -> WfResult<i32> {
+    let label = guc::app_label();
+    if role_has(c"pgworld_service") {
+        let label = label.ok_or_else(|| {
+            WfError::new(
+                Code::Unauthorized,
+                "workflow.app_id is not set for this transaction",
+            )
+        })?;
+        return lookup_label(c, &label).ok_or_else(|| app_not_found(&label));
+    }
+    let role = ffi::calling_role();
+    let mapped = db::select(
+        c,
+        "SELECT m.application_id, a.label FROM workflow.app_roles m JOIN workflow.applications a USING (application_id) WHERE m.role_oid = $1",
+        &[role.into()],
+    )
+    .next()
+    .map(|r| (r.int(1), r.text(2)));
+    match mapped {
+        Some((id, mapped_label)) => match label {
+            Some(l) if l != mapped_label => {
+                Err(WfError::new(Code::Forbidden, "Forbidden: app ID mismatch"))
+            }
+            _ => Ok(id),
+        },
+        None => Err(WfError::new(
+            Code::Unauthorized,
+            format!(
+                "role {} is not mapped to an application",
+                ffi::role_name(role)
+            ),
+        )),
+    }
+}
+
+pub fn require_admin() -> WfResult<()> {
+    let admin = role_has(c"pgworld_admin") || (role_has(c"pgworld_service") && guc::ADMIN.get());
+    if admin {
+        Ok(())
+    } else {
+        Err(WfError::new(
+            Code::Forbidden,
+            "Forbidden: admin access required",
+        ))
+    }
+}
+
+/// The app id for row-level security: NULL (no rows) when the caller has none.
+#[pg_extern(stable, parallel_safe, name = "current_app_id")]
+fn current_app_id_sql() -> Option<i32> {
+    Spi::connect(|c| current_app(c).ok())
+}
+
+fn valid_label(label: &str) -> bool {
+    (1..=128).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~@-".contains(&b))
+}
+
+/// Creates an app with its encryption secret and quota counters; `created` is false if it existed.
+pub fn app_create(c: &mut SpiClient<'_>, label: &str) -> WfResult<Value> {
+    if !valid_label(label) {
+        return Err(WfError::bad_request("appId is invalid"));
+    }
+    let inserted = db::update(
+        c,
+        "INSERT INTO workflow.applications (label) VALUES ($1) ON CONFLICT (label) DO NOTHING RETURNING application_id",
+        &[label.into()],
+    )
+    .next()
+    .map(|r| r.int(1));
+    let Some(app) = inserted else {
+        return Ok(json!({"appId": label, "created": false}));
+    };
+    let mut secret = vec![0u8; 32];
+    if !ffi::strong_random(&mut secret) {
+        pgrx::error!("pgworld: no strong random source available for the app secret");
+    }
+    with_cross_app(|| {
+        db::update(
+            c,
+            "INSERT INTO workflow.app_secrets (application_id, secret) VALUES ($1, $2)",
+            &[app.into(), secret.into()],
+        );
+        db::update(
+            c,
+            "INSERT INTO workflow.run_counters (application_id, shard) SELECT $1, s FROM generate_series(0, 8) AS s",
+            &[app.into()],
+        );
+    });
+    Ok(json!({"appId": label, "created": true}))
+}
+
+/// `workflow.app_provision(body)`: `{"appId": label}` (admin).
+pub fn app_provision(body: &Value) -> WfResult<Value> {
+    require_admin()?;
+    let label = match body.get("appId") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            return Err(WfError::bad_request("appId is required"))
+        }
+        Some(_) => return Err(WfError::bad_request("appId is invalid")),
+    };
+    Spi::connect_mut(|c| app_create(c, &label))
+}
+
+/// Binds a login role to an app for direct SQL access (admin).
+pub fn app_role_grant(app_label: &str, role: &str) -> WfResult<Value> {
+    require_admin()?;
+    Spi::connect_mut(|c| {
+        let app = lookup_label(c, app_label).ok_or_else(|| app_not_found(app_label))?;
+        let role_c = std::ffi::CString::new(role)
+            .map_err(|_| WfError::bad_request("role name is invalid"))?;
+        let oid = ffi::role_oid(&role_c)
+            .ok_or_else(|| WfError::bad_request(format!("role {role} does not exist")))?;
+        let client = ffi::role_oid(c"pgworld_client").or_internal_opt("role pgworld_client");
+        if !ffi::has_privs_of_role(oid, client) {
+            return Err(WfError::bad_request(format!(
+                "role {role} must be a member of pgworld_client"
+            )));
+        }
+        db::update(
+            c,
+            "INSERT INTO workflow.app_roles (role_oid, application_id) VALUES ($1, $2) \
+             ON CONFLICT (role_oid) DO UPDATE SET application_id = EXCLUDED.application_id, granted_at = now()",
+            &[DatumWithOid::from(oid), app.into()],
+        );
+        Ok(json!({"appId": app_label, "role": role, "granted": true}))
+    })
+}
+
+pub fn app_role_revoke(role: &str) -> WfResult<Value> {
+    require_admin()?;
+    Spi::connect_mut(|c| {
+        let role_c = std::ffi::CString::new(role)
+            .map_err(|_| WfError::bad_request("role name is invalid"))?;
+        let revoked = match ffi::role_oid(&role_c) {
+            Some(oid) => {
+                db::update(
+                    c,
+                    "DELETE FROM workflow.app_roles WHERE role_oid = $1 RETURNING 1",
+                    &[oid.into()],
+                )
+                .len()
+                    > 0
+            }
+            None => false,
+        };
+        Ok(json!({"role": role, "revoked": revoked}))
+    })
+}
+
+trait OrInternalOpt<T> {
+    fn or_internal_opt(self, what: &str) -> T;
+}
+
+impl<T> OrInternalOpt<T> for Option<T> {
+    fn or_internal_opt(self, what: &str) -> T {
+        self.ok_or("missing").or_internal(what)
+    }
+}

@@ -1,0 +1,68 @@
+# Shared settings and helpers for the pgworld scripts. Sourced, never run.
+# Everything a server process must read lives under PGWORLD_HOME (world-readable), not under /root,
+# because PostgreSQL refuses to run as root and runs as the `postgres` user instead.
+PGWORLD_HOME="${PGWORLD_HOME:-/opt/pgworld}"
+PG17="${PGWORLD_PG17:-$PGWORLD_HOME/pg17}"
+PG_USER="${PGWORLD_PG_USER:-postgres}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+ok() { printf '\033[1;32m ok\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+# Runs a command as the cluster's owner (PostgreSQL will not run as root).
+as_pg() {
+  if [[ $(id -un) == "$PG_USER" ]]; then "$@"; else runuser -u "$PG_USER" -- "$@"; fi
+}
+
+PG_BIN="$PG17/bin"
+
+# Builds the extension and installs it into the PostgreSQL 17 build. PROFILE=release|debug.
+install_extension() {
+  local profile=${1:-release}
+  local flag=()
+  [[ $profile == release ]] && flag=(--release)
+  step "cargo pgrx install ($profile)"
+  (cd "$REPO_ROOT/extension" && cargo pgrx install --pg-config "$PG_BIN/pg_config" "${flag[@]}" 2>&1 | grep -vE '^\s*(Compiling|Checking|Building|Installing|Copying|Finished|Discovered|Writing|Running|Fresh)\b' || true)
+  [[ -f "$($PG_BIN/pg_config --sharedir)/extension/pgworld.control" ]] || die "extension install failed"
+}
+
+# cluster_start DATADIR PORT: initdb once (as $PG_USER), then start on 127.0.0.1:PORT.
+cluster_start() {
+  local data=$1 port=$2
+  if [[ ! -f "$data/PG_VERSION" ]]; then
+    step "initdb $data"
+    mkdir -p "$data"
+    chown "$PG_USER" "$data"
+    chmod 700 "$data"
+    as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+    cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$data'
+max_connections = 200
+shared_buffers = 256MB
+log_min_messages = warning
+CONF
+  fi
+  if as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return 0
+  fi
+  # Rust backtraces would otherwise land in every error DETAIL of the extension.
+  env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -o "-p $port" -w -t 60 start >/dev/null \
+    || { tail -n 30 "$data/server.log" >&2; die "PostgreSQL did not start (log: $data/server.log)"; }
+}
+
+cluster_stop() {
+  local data=$1
+  if [[ -f "$data/postmaster.pid" ]]; then
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+# psql_at PORT DB [args…]
+psql_at() {
+  local port=$1 db=$2
+  shift 2
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs pgworld locally: PostgreSQL 17 with the extension on 127.0.0.1:${PGWORLD_PG_PORT:-5434}
+# (database `pgworld`) and pgworld-dispatcher on :${PORT:-3042}. Idempotent: a second run while
+# both are up only reports how to reach them.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PG_PORT="${PGWORLD_PG_PORT:-5434}"
+API_PORT="${PORT:-3042}"
+RUN_DIR="$PGWORLD_HOME/run"
+DATA="$RUN_DIR/pgdata"
+DISPATCHER_PID="$RUN_DIR/dispatcher.pid"
+DISPATCHER_LOG="$RUN_DIR/dispatcher.log"
+DB_URL="postgres://pgworld_dispatcher@127.0.0.1:$PG_PORT/pgworld"
+
+dispatcher_up() {
+  [[ -f "$DISPATCHER_PID" ]] && kill -0 "$(cat "$DISPATCHER_PID")" 2>/dev/null
+}
+
+report() {
+  cat <<MSG
+
+pgworld is running.
+  PostgreSQL 17   127.0.0.1:$PG_PORT, database pgworld (data: $DATA)
+  dispatcher      http://127.0.0.1:$API_PORT/status (log: $DISPATCHER_LOG)
+
+Connect with psql:
+  $PG_BIN/psql -h 127.0.0.1 -p $PG_PORT -U postgres pgworld
+
+Then, for example:
+  SELECT workflow.event_create('null', '{}', '{"eventType":"run_created","eventData":{"deploymentId":"v1","workflowName":"hello"}}');
+
+Stop everything:  ./pgw stop
+MSG
+}
+
+main() {
+  mkdir -p "$RUN_DIR"
+  if dispatcher_up && as_pg "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    ok "pgworld is already running"
+    report
+    return 0
+  fi
+  bash "$REPO_ROOT/scripts/setup.sh"
+  install_extension release
+  step "cargo build --release -p pgworld-dispatcher"
+  (cd "$REPO_ROOT" && cargo build --release -q -p pgworld-dispatcher)
+  cluster_start "$DATA" "$PG_PORT"
+  if ! psql_at "$PG_PORT" postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'pgworld'" | grep -q 1; then
+    psql_at "$PG_PORT" postgres -c "CREATE DATABASE pgworld"
+  fi
+  psql_at "$PG_PORT" pgworld <<'SQL'
+CREATE EXTENSION IF NOT EXISTS pgworld;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_dispatcher') THEN
+    CREATE ROLE pgworld_dispatcher LOGIN IN ROLE pgworld_service;
+  END IF;
+END $$;
+-- psql sessions act for the single-tenant app unless they say otherwise.
+ALTER DATABASE pgworld SET workflow.app_id = 'default';
+SQL
+  ok "database pgworld has extension pgworld $(psql_at "$PG_PORT" pgworld -tAc "SELECT extversion FROM pg_extension WHERE extname = 'pgworld'")"
+  if ! dispatcher_up; then
+    step "starting pgworld-dispatcher on :$API_PORT"
+    nohup "$REPO_ROOT/target/release/pgworld-dispatcher" "$DB_URL" --port "$API_PORT" >>"$DISPATCHER_LOG" 2>&1 &
+    echo $! >"$DISPATCHER_PID"
+    for _ in $(seq 50); do
+      curl -fsS "http://127.0.0.1:$API_PORT/status" >/dev/null 2>&1 && break
+      dispatcher_up || { tail -n 20 "$DISPATCHER_LOG" >&2; die "pgworld-dispatcher exited"; }
+      sleep 0.2
+    done
+  fi
+  report
+}
+main "$@"

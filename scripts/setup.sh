@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Installs everything pgworld needs to build and test, idempotently and with caches:
+# Debian build packages, PostgreSQL 17 built from Debian's source package, cargo-pgrx =0.18.0,
+# and `cargo pgrx init` pointed at that build. Safe to run again: every step checks before it acts.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PG_SRC_CACHE="$PGWORLD_HOME/src"
+APT_PRIVATE="$PGWORLD_HOME/apt"
+
+install_debian_packages() {
+  local pkgs=(bison flex libreadline-dev zlib1g-dev libssl-dev libclang-dev clang sudo pkg-config make gcc bzip2 ca-certificates)
+  local missing=()
+  for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    step "apt-get install ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    ok "Debian build packages present"
+  fi
+}
+
+# Fetches only the *source* of postgresql-17 from trixie with a private apt state, so the system's
+# binary sources stay on bookworm (adding trixie as `deb` would half-upgrade libc).
+fetch_pg17_source() {
+  if compgen -G "$PG_SRC_CACHE/postgresql-17_*.orig.tar.bz2" >/dev/null; then
+    ok "PostgreSQL 17 source cached in $PG_SRC_CACHE"
+    return
+  fi
+  step "downloading postgresql-17 source package (trixie, deb-src only)"
+  mkdir -p "$APT_PRIVATE/sources" "$APT_PRIVATE/lists/partial" "$PG_SRC_CACHE"
+  local uri
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  uri=${uri:-http://deb.debian.org/debian}
+  cat >"$APT_PRIVATE/sources/trixie-src.sources" <<SRC
+Types: deb-src
+URIs: $uri
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$APT_PRIVATE/sources"
+    -o "Dir::State::Lists=$APT_PRIVATE/lists" -o Debug::NoLocking=1)
+  apt-get "${opts[@]}" update -qq
+  (cd "$PG_SRC_CACHE" && apt-get "${opts[@]}" source --download-only postgresql-17 >/dev/null)
+}
+
+build_pg17() {
+  if [[ -x "$PG17/bin/pg_config" && -f "$PG17/.pgworld-built" ]]; then
+    ok "PostgreSQL 17 installed at $PG17 ($("$PG17/bin/pg_config" --version))"
+    return
+  fi
+  local tarball build
+  tarball=$(compgen -G "$PG_SRC_CACHE/postgresql-17_*.orig.tar.bz2" | head -n1)
+  build="$PGWORLD_HOME/build"
+  step "building PostgreSQL 17 from $(basename "$tarball") (about 5 minutes on 2 cores)"
+  rm -rf "$build" && mkdir -p "$build"
+  tar -xjf "$tarball" -C "$build" --strip-components=1
+  (
+    cd "$build"
+    ./configure --prefix="$PG17" --without-icu --enable-debug >"$build/configure.log" 2>&1
+    make -s -j"$(nproc)" world-bin >"$build/make.log" 2>&1
+    make -s install-world-bin >"$build/install.log" 2>&1
+    # pg_isolation_regress drives the multi-session race specs; it is not part of install-world-bin.
+    make -s -C src/test/isolation >>"$build/make.log" 2>&1
+    install -m 755 src/test/isolation/pg_isolation_regress src/test/isolation/isolationtester "$PG17/lib/postgresql/pgxs/src/test/regress/"
+  ) || { tail -n 40 "$build"/*.log >&2; die "PostgreSQL 17 build failed (logs in $build)"; }
+  touch "$PG17/.pgworld-built"
+  rm -rf "$build"
+}
+
+install_cargo_pgrx() {
+  if cargo pgrx --version 2>/dev/null | grep -q "0.18.0"; then
+    ok "cargo-pgrx 0.18.0 present"
+    return
+  fi
+  step "cargo install cargo-pgrx 0.18.0 (about 7 minutes, once)"
+  cargo install cargo-pgrx --version 0.18.0 --locked --quiet
+}
+
+pgrx_init() {
+  local cfg="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+  if [[ -f "$cfg" ]] && grep -q "$PG17/bin/pg_config" "$cfg"; then
+    ok "cargo pgrx init already points at $PG17"
+    return
+  fi
+  step "cargo pgrx init --pg17=$PG17/bin/pg_config"
+  cargo pgrx init --pg17="$PG17/bin/pg_config" >/dev/null
+}
+
+main() {
+  install_debian_packages
+  fetch_pg17_source
+  build_pg17
+  install_cargo_pgrx
+  pgrx_init
+  ok "toolchain ready"
+}
+main "$@"

@@ -1,0 +1,129 @@
+-- pgworld API v0.1.0: row-level security, the public functions and their privileges.
+-- Loaded last (finalize), after the Rust functions it wraps exist.
+
+-- Raises an error envelope {"$error": {sqlstate, message, detail, hint}} produced by the Rust
+-- side as the WFnnn SQLSTATE it names (pgrx can only raise PostgreSQL's built-in codes).
+CREATE FUNCTION _ok(result jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  e jsonb := result -> '$error';
+BEGIN
+  IF e IS NULL THEN
+    RETURN result;
+  ELSIF e ->> 'detail' IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = e ->> 'sqlstate', MESSAGE = e ->> 'message', HINT = e ->> 'hint';
+  ELSE
+    RAISE EXCEPTION USING ERRCODE = e ->> 'sqlstate', MESSAGE = e ->> 'message',
+                          DETAIL = e ->> 'detail', HINT = e ->> 'hint';
+  END IF;
+END
+$$;
+
+-- Row-level security: every tenant table shows only the current app's rows. Cross-app work
+-- (provisioning, maintenance) is switched on in backend memory by the Rust code only.
+DO $rls$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['app_secrets', 'quotas', 'run_counters', 'deployment_versions',
+                           'runs', 'events', 'steps', 'hooks', 'waits'] LOOP
+    EXECUTE format('ALTER TABLE workflow.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE workflow.%I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format('CREATE POLICY tenant_isolation ON workflow.%I
+                      USING (application_id = workflow.current_app_id() OR workflow._cross_app())
+                      WITH CHECK (application_id = workflow.current_app_id() OR workflow._cross_app())', t);
+  END LOOP;
+END
+$rls$;
+
+-- One public function per route (http-api.md §3). Each runs as pgworld_owner, so its queries
+-- are subject to the policies above, and raises WFnnn errors through _ok.
+CREATE FUNCTION event_create(run_id text, query jsonb DEFAULT '{}', body jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._event_create(run_id, query, body));
+
+CREATE FUNCTION event_get(run_id text, event_id text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._event_get(run_id, event_id, query));
+
+CREATE FUNCTION events_list(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._events_list(run_id, query));
+
+CREATE FUNCTION events_by_correlation(query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._events_by_correlation(query));
+
+CREATE FUNCTION run_get(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._run_get(run_id, query));
+
+CREATE FUNCTION runs_list(query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._runs_list(query));
+
+CREATE FUNCTION step_get(run_id text, step_id text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._step_get(run_id, step_id, query));
+
+CREATE FUNCTION steps_list(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._steps_list(run_id, query));
+
+CREATE FUNCTION hook_get(hook_id text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._hook_get(hook_id, query));
+
+CREATE FUNCTION hook_get_by_token(token text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._hook_get_by_token(token, query));
+
+CREATE FUNCTION hooks_list(query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._hooks_list(query));
+
+CREATE FUNCTION app_provision(body jsonb) RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._app_provision(body));
+
+CREATE FUNCTION app_role_grant(app_label text, role_name text) RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._app_role_grant(app_label, role_name));
+
+CREATE FUNCTION app_role_revoke(role_name text) RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURN workflow._ok(workflow._app_role_revoke(role_name));
+
+-- Ownership and privileges: nobody gets table access; everything goes through the functions.
+GRANT USAGE ON SCHEMA workflow TO pgworld_owner, pgworld_service, pgworld_client, pgworld_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA workflow FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA workflow FROM PUBLIC;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA workflow TO pgworld_owner;
+DO $own$
+DECLARE
+  obj text;
+BEGIN
+  FOR obj IN SELECT c.oid::regclass::text FROM pg_class c
+             WHERE c.relnamespace = 'workflow'::regnamespace AND c.relkind = 'r' LOOP
+    EXECUTE format('ALTER TABLE %s OWNER TO pgworld_owner', obj);
+  END LOOP;
+  FOR obj IN SELECT p.oid::regprocedure::text FROM pg_proc p
+             WHERE p.pronamespace = 'workflow'::regnamespace AND p.prosecdef LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO pgworld_owner', obj);
+  END LOOP;
+END
+$own$;
+
+GRANT EXECUTE ON FUNCTION
+  event_create(text, jsonb, jsonb), event_get(text, text, jsonb), events_list(text, jsonb),
+  events_by_correlation(jsonb), run_get(text, jsonb), runs_list(jsonb), step_get(text, text, jsonb),
+  steps_list(text, jsonb), hook_get(text, jsonb), hook_get_by_token(text, jsonb), hooks_list(jsonb),
+  current_app_id()
+TO pgworld_service, pgworld_client;
+GRANT EXECUTE ON FUNCTION app_provision(jsonb), app_role_grant(text, text), app_role_revoke(text)
+TO pgworld_service, pgworld_admin;
+
+-- Every installation starts with the single-tenant app.
+SELECT workflow._ok(workflow._app_create('default'));

@@ -1,0 +1,181 @@
+-- pgworld schema v0.1.0: tables and indexes. Loaded first (bootstrap) by the extension script.
+-- Every tenant table leads its keys with application_id; row-level security (api.sql) restricts
+-- each to the current app. "Active" lookups use partial indexes so they never scan history.
+
+-- Roles are cluster-wide and may already exist from another database's install.
+DO $roles$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_owner') THEN
+    -- Owns the tables and runs the API functions (SECURITY DEFINER). Not a superuser, so the
+    -- forced row-level security policies apply to it.
+    CREATE ROLE pgworld_owner NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_service') THEN
+    CREATE ROLE pgworld_service NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_client') THEN
+    CREATE ROLE pgworld_client NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_admin') THEN
+    CREATE ROLE pgworld_admin NOLOGIN;
+  END IF;
+END
+$roles$;
+
+CREATE TABLE applications (
+    application_id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    label          text NOT NULL UNIQUE
+                   CHECK (label ~ '^[A-Za-z0-9._~@-]{1,128}$'),
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE applications IS 'Tenants. application_id is carried by every tenant row.';
+
+-- The per-app encryption secret lives apart so that no view or grant on applications can leak it.
+CREATE TABLE app_secrets (
+    application_id integer PRIMARY KEY REFERENCES applications,
+    secret         bytea NOT NULL CHECK (length(secret) = 32),
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- Direct SQL clients: a login role bound to one app (tenancy.md §5.4).
+CREATE TABLE app_roles (
+    role_oid       oid PRIMARY KEY,
+    application_id integer NOT NULL REFERENCES applications,
+    granted_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE quotas (
+    application_id       integer PRIMARY KEY REFERENCES applications,
+    max_runs             integer CHECK (max_runs >= 1),
+    max_events_per_run   integer CHECK (max_events_per_run >= 1),
+    max_queue_per_minute integer CHECK (max_queue_per_minute >= 1),
+    updated_at           timestamptz NOT NULL DEFAULT now()
+);
+
+-- Active (pending/running) run count per app. Shard 0 is taken FOR UPDATE by run creation so the
+-- maxRuns check is exact; terminations decrement shards 1..8 so they do not queue behind it.
+CREATE TABLE run_counters (
+    application_id integer NOT NULL REFERENCES applications,
+    shard          smallint NOT NULL CHECK (shard BETWEEN 0 AND 8),
+    active         bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (application_id, shard)
+);
+
+CREATE TABLE deployment_versions (
+    application_id integer NOT NULL REFERENCES applications,
+    deployment_id  text NOT NULL,
+    status         text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'draining', 'expired')),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (application_id, deployment_id)
+);
+
+CREATE TABLE runs (
+    application_id        integer NOT NULL,
+    run_id                text NOT NULL,
+    status                text NOT NULL
+                          CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled', 'expired')),
+    deployment_id         text NOT NULL,
+    workflow_name         text NOT NULL,
+    spec_version          integer NOT NULL,
+    event_count           bigint NOT NULL DEFAULT 0,
+    execution_context     jsonb,
+    input                 jsonb,
+    output                jsonb,
+    error                 jsonb,
+    error_code            text,
+    attributes            jsonb NOT NULL DEFAULT '{}',
+    encryption_public_key text,
+    created_at            timestamptz NOT NULL,
+    updated_at            timestamptz NOT NULL,
+    started_at            timestamptz,
+    completed_at          timestamptz,
+    expired_at            timestamptz,
+    PRIMARY KEY (application_id, run_id)
+) WITH (fillfactor = 80);
+COMMENT ON TABLE runs IS 'One row per workflow run; payload columns hold the stored form ({"$bytes": base64} for bytes).';
+CREATE INDEX runs_list_idx ON runs (application_id, created_at DESC, run_id DESC);
+CREATE INDEX runs_workflow_idx ON runs (application_id, workflow_name, created_at DESC);
+CREATE INDEX runs_active_idx ON runs (application_id, deployment_id)
+    WHERE status IN ('pending', 'running');
+
+CREATE TABLE events (
+    application_id integer NOT NULL,
+    run_id         text NOT NULL,
+    slot           bigint NOT NULL CHECK (slot >= 1),
+    seq            bigint GENERATED ALWAYS AS IDENTITY,
+    event_type     text NOT NULL,
+    correlation_id text,
+    event_data     jsonb,
+    spec_version   integer NOT NULL,
+    created_at     timestamptz NOT NULL,
+    resume_id      text,
+    resume_digest  text,
+    PRIMARY KEY (application_id, run_id, slot)
+);
+COMMENT ON TABLE events IS 'Append-only run logs; slot is dense from 1 per run (eventId = evnt_ + 26-digit slot).';
+CREATE INDEX events_correlation_idx ON events (application_id, correlation_id, seq)
+    WHERE correlation_id IS NOT NULL;
+CREATE UNIQUE INDEX events_attr_correlation_idx ON events (application_id, run_id, correlation_id)
+    WHERE event_type = 'attr_set' AND correlation_id IS NOT NULL;
+CREATE UNIQUE INDEX events_resume_idx ON events (application_id, run_id, resume_id)
+    WHERE resume_id IS NOT NULL;
+
+CREATE TABLE steps (
+    application_id integer NOT NULL,
+    run_id         text NOT NULL,
+    step_id        text NOT NULL,
+    step_name      text NOT NULL,
+    status         text NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    attempt        integer NOT NULL DEFAULT 0,
+    spec_version   integer NOT NULL,
+    input          jsonb,
+    output         jsonb,
+    error          jsonb,
+    retry_after    timestamptz,
+    created_slot   bigint NOT NULL,
+    created_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    started_at     timestamptz,
+    completed_at   timestamptz,
+    PRIMARY KEY (application_id, run_id, step_id)
+) WITH (fillfactor = 80);
+CREATE INDEX steps_order_idx ON steps (application_id, run_id, created_slot);
+
+CREATE TABLE hooks (
+    application_id integer NOT NULL,
+    run_id         text NOT NULL,
+    hook_id        text NOT NULL,
+    hook_seq       bigint GENERATED ALWAYS AS IDENTITY,
+    token          text NOT NULL,
+    status         text NOT NULL CHECK (status IN ('pending', 'received', 'disposed')),
+    owner_id       text NOT NULL DEFAULT '',
+    project_id     text NOT NULL DEFAULT '',
+    environment    text NOT NULL DEFAULT '',
+    metadata       jsonb,
+    is_webhook     boolean NOT NULL DEFAULT false,
+    is_system      boolean,
+    spec_version   integer NOT NULL,
+    created_at     timestamptz NOT NULL,
+    received_at    timestamptz,
+    disposed_at    timestamptz,
+    PRIMARY KEY (application_id, run_id, hook_id)
+);
+-- A token has at most one live holder per app; concurrent creates race on this index.
+CREATE UNIQUE INDEX hooks_live_token_idx ON hooks (application_id, token) WHERE status <> 'disposed';
+CREATE INDEX hooks_live_idx ON hooks (application_id, hook_seq) WHERE status <> 'disposed';
+CREATE INDEX hooks_id_idx ON hooks (application_id, hook_id, hook_seq);
+CREATE INDEX hooks_run_idx ON hooks (application_id, run_id, hook_seq);
+
+CREATE TABLE waits (
+    application_id integer NOT NULL,
+    run_id         text NOT NULL,
+    wait_id        text NOT NULL,
+    status         text NOT NULL CHECK (status IN ('waiting', 'completed')),
+    resume_at      timestamptz,
+    spec_version   integer NOT NULL,
+    created_at     timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    completed_at   timestamptz,
+    PRIMARY KEY (application_id, run_id, wait_id)
+);
+CREATE INDEX waits_waiting_idx ON waits (application_id, run_id) WHERE status = 'waiting';

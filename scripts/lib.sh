@@ -24,8 +24,12 @@ install_extension() {
   local flag=()
   [[ $profile == release ]] && flag=(--release)
   step "cargo pgrx install ($profile)"
-  (cd "$REPO_ROOT/extension" && cargo pgrx install --pg-config "$PG_BIN/pg_config" "${flag[@]}" 2>&1 | grep -vE '^\s*(Compiling|Checking|Building|Installing|Copying|Finished|Discovered|Writing|Running|Fresh)\b' || true)
-  [[ -f "$($PG_BIN/pg_config --sharedir)/extension/pgworld.control" ]] || die "extension install failed"
+  local log="$REPO_ROOT/target/pgrx-install.log"
+  mkdir -p "$REPO_ROOT/target"
+  if ! (cd "$REPO_ROOT/extension" && cargo pgrx install --pg-config "$PG_BIN/pg_config" "${flag[@]}") >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    die "extension install failed (log: $log)"
+  fi
 }
 
 # cluster_start DATADIR PORT: initdb once (as $PG_USER), then start on 127.0.0.1:PORT.

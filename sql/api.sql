@@ -101,6 +101,9 @@ GRANT USAGE ON SCHEMA workflow TO pgworld_owner, pgworld_service, pgworld_client
 REVOKE ALL ON ALL TABLES IN SCHEMA workflow FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA workflow FROM PUBLIC;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA workflow TO pgworld_owner;
+-- The policies call these for whichever role reads a table; both only report the caller's own
+-- situation (its app, and whether this backend is inside cross-app maintenance).
+GRANT EXECUTE ON FUNCTION current_app_id(), _cross_app() TO PUBLIC;
 DO $own$
 DECLARE
   obj text;
@@ -119,8 +122,7 @@ $own$;
 GRANT EXECUTE ON FUNCTION
   event_create(text, jsonb, jsonb), event_get(text, text, jsonb), events_list(text, jsonb),
   events_by_correlation(jsonb), run_get(text, jsonb), runs_list(jsonb), step_get(text, text, jsonb),
-  steps_list(text, jsonb), hook_get(text, jsonb), hook_get_by_token(text, jsonb), hooks_list(jsonb),
-  current_app_id()
+  steps_list(text, jsonb), hook_get(text, jsonb), hook_get_by_token(text, jsonb), hooks_list(jsonb)
 TO pgworld_service, pgworld_client;
 GRANT EXECUTE ON FUNCTION app_provision(jsonb), app_role_grant(text, text), app_role_revoke(text)
 TO pgworld_service, pgworld_admin;

@@ -17,9 +17,7 @@ pub fn check_key(key: &str, allow_reserved: bool) -> WfResult<()> {
         return Err(invalid("attribute key must not be empty"));
     }
     if units > MAX_KEY_UTF16 {
-        return Err(invalid(format!(
-            "attribute key length exceeds limit {MAX_KEY_UTF16}"
-        )));
+        return Err(invalid(format!("attribute key length exceeds limit {MAX_KEY_UTF16}")));
     }
     if key.starts_with('$') && !allow_reserved {
         return Err(invalid(format!("reserved attribute key: {key}")));
@@ -29,9 +27,7 @@ pub fn check_key(key: &str, allow_reserved: bool) -> WfResult<()> {
 
 pub fn check_value(value: &str) -> WfResult<()> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(invalid(format!(
-            "attribute value exceeds {MAX_VALUE_BYTES} bytes"
-        )));
+        return Err(invalid(format!("attribute value exceeds {MAX_VALUE_BYTES} bytes")));
     }
     Ok(())
 }
@@ -67,9 +63,7 @@ pub struct Change {
 pub fn parse_attr_set(data: &Map<String, Value>) -> WfResult<Vec<Change>> {
     for k in data.keys() {
         if !matches!(k.as_str(), "changes" | "writer" | "allowReservedAttributes") {
-            return Err(invalid(format!(
-                "unexpected field in attr_set eventData: {k}"
-            )));
+            return Err(invalid(format!("unexpected field in attr_set eventData: {k}")));
         }
     }
     let allow_reserved = match data.get("allowReservedAttributes") {
@@ -81,25 +75,16 @@ pub fn parse_attr_set(data: &Map<String, Value>) -> WfResult<Vec<Change>> {
     let changes = match data.get("changes") {
         Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_KEYS => a,
         Some(Value::Array(a)) if a.is_empty() => return Err(invalid("changes must not be empty")),
-        Some(Value::Array(_)) => {
-            return Err(invalid(format!(
-                "too many attribute changes (limit {MAX_KEYS})"
-            )))
-        }
+        Some(Value::Array(_)) => return Err(invalid(format!("too many attribute changes (limit {MAX_KEYS})"))),
         _ => return Err(invalid("changes must be an array of {key, value}")),
     };
     let mut out: Vec<Change> = Vec::with_capacity(changes.len());
     for c in changes {
-        let obj = c
-            .as_object()
-            .ok_or_else(|| invalid("each change must be an object {key, value}"))?;
+        let obj = c.as_object().ok_or_else(|| invalid("each change must be an object {key, value}"))?;
         if obj.keys().any(|k| k != "key" && k != "value") {
             return Err(invalid("each change has only key and value"));
         }
-        let key = obj
-            .get("key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid("change key must be a string"))?;
+        let key = obj.get("key").and_then(Value::as_str).ok_or_else(|| invalid("change key must be a string"))?;
         check_key(key, allow_reserved)?;
         let value = match obj.get("value") {
             Some(Value::String(s)) => {
@@ -107,21 +92,12 @@ pub fn parse_attr_set(data: &Map<String, Value>) -> WfResult<Vec<Change>> {
                 Some(s.clone())
             }
             Some(Value::Null) => None,
-            _ => {
-                return Err(invalid(format!(
-                    "change value for {key} must be a string or null"
-                )))
-            }
+            _ => return Err(invalid(format!("change value for {key} must be a string or null"))),
         };
         if out.iter().any(|c| c.key == key) {
-            return Err(invalid(format!(
-                "duplicate attribute key in changes: {key}"
-            )));
+            return Err(invalid(format!("duplicate attribute key in changes: {key}")));
         }
-        out.push(Change {
-            key: key.to_owned(),
-            value,
-        });
+        out.push(Change { key: key.to_owned(), value });
     }
     Ok(out)
 }
@@ -132,14 +108,8 @@ fn check_writer(writer: Option<&Value>) -> WfResult<()> {
     match w.get("type").and_then(Value::as_str) {
         Some("workflow") if w.len() == 1 => Ok(()),
         Some("step") if w.len() == 3 => {
-            let step_ok = w
-                .get("stepId")
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty());
-            let attempt_ok = w
-                .get("attempt")
-                .and_then(Value::as_u64)
-                .is_some_and(|n| n >= 1);
+            let step_ok = w.get("stepId").and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+            let attempt_ok = w.get("attempt").and_then(Value::as_u64).is_some_and(|n| n >= 1);
             if step_ok && attempt_ok {
                 Ok(())
             } else {
@@ -189,20 +159,14 @@ mod tests {
     #[test]
     fn key_and_value_limits() {
         assert!(check_key(&"k".repeat(256), false).is_ok());
-        assert_eq!(
-            msg(check_key(&"k".repeat(257), false)),
-            "attribute key length exceeds limit 256"
-        );
+        assert_eq!(msg(check_key(&"k".repeat(257), false)), "attribute key length exceeds limit 256");
         // One astral character is two UTF-16 code units.
         assert!(check_key(&"😀".repeat(128), false).is_ok());
         assert!(check_key(&"😀".repeat(129), false).is_err());
         assert_eq!(msg(check_key("$x", false)), "reserved attribute key: $x");
         assert!(check_key("$x", true).is_ok());
         assert!(check_value(&"é".repeat(128)).is_ok());
-        assert_eq!(
-            msg(check_value(&"é".repeat(129))),
-            "attribute value exceeds 256 bytes"
-        );
+        assert_eq!(msg(check_value(&"é".repeat(129))), "attribute value exceeds 256 bytes");
     }
 
     #[test]
@@ -210,27 +174,18 @@ mod tests {
         assert!(check_initial(&obj(json!({"a": "1"})), false).is_ok());
         assert!(check_initial(&obj(json!({"a": 1})), false).is_err());
         let many: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert_eq!(
-            msg(check_initial(&many, false)),
-            "too many attributes (limit 64)"
-        );
+        assert_eq!(msg(check_initial(&many, false)), "too many attributes (limit 64)");
     }
 
     #[test]
     fn attr_set_bodies() {
-        let ok = obj(
-            json!({"changes": [{"key": "a", "value": "1"}, {"key": "b", "value": null}], "writer": {"type": "workflow"}}),
-        );
+        let ok =
+            obj(json!({"changes": [{"key": "a", "value": "1"}, {"key": "b", "value": null}], "writer": {"type": "workflow"}}));
         assert_eq!(parse_attr_set(&ok).map(|c| c.len()).ok(), Some(2));
-        let step = obj(
-            json!({"changes": [{"key": "a", "value": "1"}], "writer": {"type": "step", "stepId": "s", "attempt": 1}}),
-        );
+        let step = obj(json!({"changes": [{"key": "a", "value": "1"}], "writer": {"type": "step", "stepId": "s", "attempt": 1}}));
         assert!(parse_attr_set(&step).is_ok());
         for (bad, want) in [
-            (
-                json!({"changes": [], "writer": {"type": "workflow"}}),
-                "changes must not be empty",
-            ),
+            (json!({"changes": [], "writer": {"type": "workflow"}}), "changes must not be empty"),
             (
                 json!({"changes": [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}], "writer": {"type": "workflow"}}),
                 "duplicate attribute key in changes: a",
@@ -247,14 +202,8 @@ mod tests {
                 json!({"changes": [{"key": "a", "value": "1"}], "writer": {"type": "step", "stepId": "s", "attempt": 0}}),
                 "invalid attribute writer",
             ),
-            (
-                json!({"changes": [{"key": "a", "value": "1"}]}),
-                "invalid attribute writer",
-            ),
-            (
-                json!({"changes": [{"key": "$a", "value": "1"}], "writer": {"type": "workflow"}}),
-                "reserved attribute key: $a",
-            ),
+            (json!({"changes": [{"key": "a", "value": "1"}]}), "invalid attribute writer"),
+            (json!({"changes": [{"key": "$a", "value": "1"}], "writer": {"type": "workflow"}}), "reserved attribute key: $a"),
             (
                 json!({"changes": [{"key": "a", "value": 1}], "writer": {"type": "workflow"}}),
                 "change value for a must be a string or null",
@@ -279,39 +228,10 @@ mod tests {
     #[test]
     fn apply_sets_deletes_and_caps() {
         let cur = obj(json!({"a": "1", "b": "2"}));
-        let next = apply(
-            &cur,
-            &[
-                Change {
-                    key: "a".into(),
-                    value: None,
-                },
-                Change {
-                    key: "c".into(),
-                    value: Some("3".into()),
-                },
-            ],
-        );
-        assert_eq!(
-            next.ok().map(Value::Object),
-            Some(json!({"b": "2", "c": "3"}))
-        );
+        let next = apply(&cur, &[Change { key: "a".into(), value: None }, Change { key: "c".into(), value: Some("3".into()) }]);
+        assert_eq!(next.ok().map(Value::Object), Some(json!({"b": "2", "c": "3"})));
         let full: Map<String, Value> = (0..64).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert!(apply(
-            &full,
-            &[Change {
-                key: "more".into(),
-                value: Some("x".into())
-            }]
-        )
-        .is_err());
-        assert!(apply(
-            &full,
-            &[Change {
-                key: "k1".into(),
-                value: Some("x".into())
-            }]
-        )
-        .is_ok());
+        assert!(apply(&full, &[Change { key: "more".into(), value: Some("x".into()) }]).is_err());
+        assert!(apply(&full, &[Change { key: "k1".into(), value: Some("x".into()) }]).is_ok());
     }
 }

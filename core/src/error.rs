@@ -44,10 +44,9 @@ impl Code {
             BadRequest | SpecUnsupported | AttributeInvalid | EventNotCreatable => 400,
             Unauthorized => 401,
             Forbidden => 403,
-            AppNotFound | RunNotFound | StepNotFound | HookNotFound | WaitNotFound
-            | EventNotFound => 404,
-            RunExists | RunTerminal | StepExists | StepTerminal | HookExists | HookDisposed
-            | WaitExists | WaitCompleted | AttrDuplicate | ResumeConflict => 409,
+            AppNotFound | RunNotFound | StepNotFound | HookNotFound | WaitNotFound | EventNotFound => 404,
+            RunExists | RunTerminal | StepExists | StepTerminal | HookExists | HookDisposed | WaitExists | WaitCompleted
+            | AttrDuplicate | ResumeConflict => 409,
             RunExpired | VersionExpired => 410,
             PayloadTooLarge => 413,
             TooEarly => 425,
@@ -103,11 +102,7 @@ pub type WfResult<T> = Result<T, WfError>;
 
 impl WfError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        WfError {
-            code,
-            message: message.into(),
-            meta: None,
-        }
+        WfError { code, message: message.into(), meta: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -136,13 +131,7 @@ impl WfError {
 
 impl fmt::Display for WfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.sqlstate(),
-            self.code.symbol(),
-            self.message
-        )
+        write!(f, "{} {}: {}", self.sqlstate(), self.code.symbol(), self.message)
     }
 }
 
@@ -159,13 +148,7 @@ mod tests {
         assert_eq!(e.sqlstate(), "WF425");
         let env = e.to_envelope();
         assert_eq!(env["$error"]["hint"], "WF_TOO_EARLY");
-        assert_eq!(
-            env["$error"]["detail"],
-            r#"{"retryAfter":"2026-01-01T00:00:00.000Z"}"#
-        );
-        assert_eq!(
-            WfError::bad_request("x").to_envelope()["$error"]["detail"],
-            Value::Null
-        );
+        assert_eq!(env["$error"]["detail"], r#"{"retryAfter":"2026-01-01T00:00:00.000Z"}"#);
+        assert_eq!(WfError::bad_request("x").to_envelope()["$error"]["detail"], Value::Null);
     }
 }

@@ -14,10 +14,7 @@ pub fn parse_event_id(s: &str) -> Option<i64> {
         Some(i) => &s[i + 1..],
         None => s,
     };
-    if digits.len() != 26
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || !digits.starts_with("0000000000")
-    {
+    if digits.len() != 26 || !digits.bytes().all(|b| b.is_ascii_digit()) || !digits.starts_with("0000000000") {
         return None;
     }
     let slot: i64 = digits[10..].parse().ok()?;
@@ -29,10 +26,7 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// A 26-character ULID from a 48-bit millisecond timestamp and 80 random bits.
 pub fn ulid(ms: u64, random: u128) -> String {
     let value: u128 = (u128::from(ms & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1u128 << 80) - 1));
-    (0..26)
-        .rev()
-        .map(|i| CROCKFORD[((value >> (i * 5)) & 31) as usize] as char)
-        .collect()
+    (0..26).rev().map(|i| CROCKFORD[((value >> (i * 5)) & 31) as usize] as char).collect()
 }
 
 /// Keeps ULIDs minted by one backend strictly increasing, even within one millisecond.

@@ -25,8 +25,7 @@ pub enum Payload {
 }
 
 /// Payload fields inside `eventData` (any event type).
-pub const EVENT_DATA_PAYLOAD_FIELDS: [&str; 6] =
-    ["input", "output", "result", "payload", "metadata", "error"];
+pub const EVENT_DATA_PAYLOAD_FIELDS: [&str; 6] = ["input", "output", "result", "payload", "metadata", "error"];
 
 fn canonical_base64(s: &str) -> Option<Vec<u8>> {
     if s.is_empty() {
@@ -49,21 +48,15 @@ impl Payload {
     pub fn from_wire(v: Value, mode: Mode) -> Result<Payload, String> {
         match mode {
             Mode::Compat => match &v {
-                Value::String(s) => {
-                    Ok(canonical_base64(s).map_or(Payload::Json(v), Payload::Bytes))
-                }
+                Value::String(s) => Ok(canonical_base64(s).map_or(Payload::Json(v), Payload::Bytes)),
                 _ => Ok(Payload::Json(v)),
             },
             Mode::Envelope => {
                 if let Value::Object(m) = &v {
                     if m.get("__type").and_then(Value::as_str) == Some("Uint8Array") {
-                        let data = m
-                            .get("data")
-                            .and_then(Value::as_str)
-                            .ok_or("Uint8Array payload needs a base64 data string")?;
-                        let bytes = STANDARD
-                            .decode(data)
-                            .map_err(|_| "Uint8Array payload data is not valid base64")?;
+                        let data =
+                            m.get("data").and_then(Value::as_str).ok_or("Uint8Array payload needs a base64 data string")?;
+                        let bytes = STANDARD.decode(data).map_err(|_| "Uint8Array payload data is not valid base64")?;
                         return Ok(Payload::Bytes(bytes));
                     }
                 }
@@ -152,51 +145,22 @@ mod tests {
 
     #[test]
     fn compat_mode_decodes_only_canonical_base64() {
-        assert_eq!(
-            Payload::from_wire(json!("ZGV2bAE="), Mode::Compat),
-            Ok(Payload::Bytes(b"devl\x01".to_vec()))
-        );
+        assert_eq!(Payload::from_wire(json!("ZGV2bAE="), Mode::Compat), Ok(Payload::Bytes(b"devl\x01".to_vec())));
         // Platformatic's quirk: a word that is valid base64 becomes bytes.
-        assert_eq!(
-            Payload::from_wire(json!("test"), Mode::Compat),
-            Ok(Payload::Bytes(vec![0xb5, 0xeb, 0x2d]))
-        );
-        for not_b64 in [
-            json!(""),
-            json!("ZGV2bAE"),
-            json!("hello world"),
-            json!({"a": 1}),
-            json!(5),
-            json!(null),
-        ] {
-            assert_eq!(
-                Payload::from_wire(not_b64.clone(), Mode::Compat),
-                Ok(Payload::Json(not_b64))
-            );
+        assert_eq!(Payload::from_wire(json!("test"), Mode::Compat), Ok(Payload::Bytes(vec![0xb5, 0xeb, 0x2d])));
+        for not_b64 in [json!(""), json!("ZGV2bAE"), json!("hello world"), json!({"a": 1}), json!(5), json!(null)] {
+            assert_eq!(Payload::from_wire(not_b64.clone(), Mode::Compat), Ok(Payload::Json(not_b64)));
         }
     }
 
     #[test]
     fn envelope_mode_is_unambiguous() {
         let env = json!({"__type": "Uint8Array", "data": "AAEC"});
-        assert_eq!(
-            Payload::from_wire(env.clone(), Mode::Envelope),
-            Ok(Payload::Bytes(vec![0, 1, 2]))
-        );
-        assert_eq!(
-            Payload::from_wire(json!("test"), Mode::Envelope),
-            Ok(Payload::Json(json!("test")))
-        );
-        assert!(Payload::from_wire(
-            json!({"__type": "Uint8Array", "data": "!!"}),
-            Mode::Envelope
-        )
-        .is_err());
+        assert_eq!(Payload::from_wire(env.clone(), Mode::Envelope), Ok(Payload::Bytes(vec![0, 1, 2])));
+        assert_eq!(Payload::from_wire(json!("test"), Mode::Envelope), Ok(Payload::Json(json!("test"))));
+        assert!(Payload::from_wire(json!({"__type": "Uint8Array", "data": "!!"}), Mode::Envelope).is_err());
         assert_eq!(Payload::Bytes(vec![0, 1, 2]).to_wire(Mode::Envelope), env);
-        assert_eq!(
-            Payload::Bytes(vec![0, 1, 2]).to_wire(Mode::Compat),
-            json!("AAEC")
-        );
+        assert_eq!(Payload::Bytes(vec![0, 1, 2]).to_wire(Mode::Compat), json!("AAEC"));
     }
 
     #[test]
@@ -214,21 +178,14 @@ mod tests {
         for p in cases {
             let stored = p.to_stored();
             assert_eq!(Payload::from_stored(&stored), p, "{stored}");
-            assert_eq!(
-                stored_to_wire(&stored, Mode::Envelope),
-                p.to_wire(Mode::Envelope)
-            );
-            assert_eq!(
-                stored_to_wire(&stored, Mode::Compat),
-                p.to_wire(Mode::Compat)
-            );
+            assert_eq!(stored_to_wire(&stored, Mode::Envelope), p.to_wire(Mode::Envelope));
+            assert_eq!(stored_to_wire(&stored, Mode::Compat), p.to_wire(Mode::Compat));
         }
     }
 
     #[test]
     fn event_data_fields_convert_in_place() {
-        let mut data =
-            json!({"input": {"__type": "Uint8Array", "data": "AAEC"}, "stepName": "AAEC"});
+        let mut data = json!({"input": {"__type": "Uint8Array", "data": "AAEC"}, "stepName": "AAEC"});
         let m = data.as_object_mut().expect("object");
         event_data_from_wire(m, Mode::Envelope).expect("valid");
         assert_eq!(m["input"], json!({"$bytes": "AAEC"}));

@@ -60,10 +60,8 @@ pub struct Lookups {
 
 pub fn lookups(req: &CreateRequest) -> Lookups {
     let corr = req.correlation_id.clone();
-    let mut l = Lookups {
-        run_payloads: req.event_type.is_run_event() || req.event_type == EventType::AttrSet,
-        ..Lookups::default()
-    };
+    let mut l =
+        Lookups { run_payloads: req.event_type.is_run_event() || req.event_type == EventType::AttrSet, ..Lookups::default() };
     match &req.body {
         Body::RunCreated(b) | Body::RunStarted(b) => l.version = b.deployment_id.clone(),
         Body::AttrSet(_) => l.attr_correlation = corr,
@@ -82,10 +80,7 @@ pub fn lookups(req: &CreateRequest) -> Lookups {
         }
         Body::HookDisposed => l.child = Some(ChildKind::Hook),
         Body::WaitCreated { .. } | Body::WaitCompleted => l.child = Some(ChildKind::Wait),
-        Body::RunCompleted { .. }
-        | Body::RunFailed { .. }
-        | Body::RunCancelled
-        | Body::RunExpired => {}
+        Body::RunCompleted { .. } | Body::RunFailed { .. } | Body::RunCancelled | Body::RunExpired => {}
     }
     l
 }
@@ -159,31 +154,14 @@ pub struct Plan {
 }
 
 fn terminal_conflict(run: &Run) -> WfError {
-    WfError::new(
-        Code::RunTerminal,
-        format!(
-            "Run {} is in terminal state: {}",
-            run.run_id,
-            run.status.as_str()
-        ),
-    )
+    WfError::new(Code::RunTerminal, format!("Run {} is in terminal state: {}", run.run_id, run.status.as_str()))
 }
 
 fn terminal_gone(run: &Run) -> WfError {
-    WfError::new(
-        Code::RunExpired,
-        format!(
-            "Run {} is in terminal state: {}",
-            run.run_id,
-            run.status.as_str()
-        ),
-    )
+    WfError::new(Code::RunExpired, format!("Run {} is in terminal state: {}", run.run_id, run.status.as_str()))
 }
 
-fn without_fields(
-    data: &Option<Map<String, Value>>,
-    fields: &[&str],
-) -> Option<Map<String, Value>> {
+fn without_fields(data: &Option<Map<String, Value>>, fields: &[&str]) -> Option<Map<String, Value>> {
     let mut d = data.clone()?;
     for f in fields {
         d.remove(*f);
@@ -193,10 +171,7 @@ fn without_fields(
 
 fn only_fields(data: &Option<Map<String, Value>>, fields: &[&str]) -> Option<Map<String, Value>> {
     let d = data.as_ref()?;
-    let kept: Map<String, Value> = fields
-        .iter()
-        .filter_map(|f| d.get(*f).map(|v| ((*f).to_owned(), v.clone())))
-        .collect();
+    let kept: Map<String, Value> = fields.iter().filter_map(|f| d.get(*f).map(|v| ((*f).to_owned(), v.clone()))).collect();
     (!kept.is_empty()).then_some(kept)
 }
 
@@ -223,19 +198,12 @@ impl Planner<'_> {
     }
 
     fn plain_event(&self, run: &Run) -> NewEvent {
-        self.event(
-            self.req.event_type,
-            self.req.event_data.clone(),
-            run.spec_version,
-        )
+        self.event(self.req.event_type, self.req.event_data.clone(), run.spec_version)
     }
 
     fn run(&self) -> WfResult<&Run> {
         let id = self.req.run_id.as_deref().unwrap_or("null");
-        self.state
-            .run
-            .as_ref()
-            .ok_or_else(|| WfError::new(Code::RunNotFound, format!("Run {id} not found")))
+        self.state.run.as_ref().ok_or_else(|| WfError::new(Code::RunNotFound, format!("Run {id} not found")))
     }
 
     fn check_spec(&self, spec: i32) -> WfResult<()> {
@@ -251,16 +219,10 @@ impl Planner<'_> {
 
     /// Spec, attribute and version checks shared by `run_created` and a resilient `run_started`.
     fn new_run(&self, run_id: String, b: &Bootstrap, status: RunStatus) -> WfResult<Run> {
-        let spec = self
-            .req
-            .spec_version
-            .unwrap_or(self.ctx.default_spec_version);
+        let spec = self.req.spec_version.unwrap_or(self.ctx.default_spec_version);
         self.check_spec(spec)?;
         if b.attributes.as_ref().is_some_and(|a| !a.is_empty()) && spec < 4 {
-            return Err(WfError::new(
-                Code::SpecUnsupported,
-                "initial attributes require specVersion 4 or newer",
-            ));
+            return Err(WfError::new(Code::SpecUnsupported, "initial attributes require specVersion 4 or newer"));
         }
         Ok(Run {
             run_id,
@@ -287,10 +249,7 @@ impl Planner<'_> {
     fn check_version(&self, b: &Bootstrap) -> WfResult<()> {
         if self.state.version_expired {
             let v = b.deployment_id.as_deref().unwrap_or_default();
-            return Err(WfError::new(
-                Code::VersionExpired,
-                format!("Deployment version {v} is expired"),
-            ));
+            return Err(WfError::new(Code::VersionExpired, format!("Deployment version {v} is expired")));
         }
         Ok(())
     }
@@ -300,10 +259,7 @@ impl Planner<'_> {
             return Ok(());
         }
         if run.event_count + appended as i64 > self.state.max_events_per_run {
-            return Err(WfError::new(
-                Code::EventQuota,
-                "Event quota exceeded for this run",
-            ));
+            return Err(WfError::new(Code::EventQuota, "Event quota exceeded for this run"));
         }
         Ok(())
     }
@@ -321,32 +277,20 @@ impl Planner<'_> {
                     | EventType::StepFailed
                     | EventType::StepRetrying
             ),
-            hook: matches!(
-                t,
-                EventType::HookCreated | EventType::HookReceived | EventType::HookDisposed
-            ),
+            hook: matches!(t, EventType::HookCreated | EventType::HookReceived | EventType::HookDisposed),
             wait: matches!(t, EventType::WaitCreated | EventType::WaitCompleted),
             step_created: false,
             max_events: t.is_run_event(),
         }
     }
 
-    fn finish(
-        &self,
-        run: &Run,
-        run_write: RunWrite,
-        child: ChildWrite,
-        events: Vec<NewEvent>,
-        reply: Reply,
-    ) -> WfResult<Plan> {
+    fn finish(&self, run: &Run, run_write: RunWrite, child: ChildWrite, events: Vec<NewEvent>, reply: Reply) -> WfResult<Plan> {
         self.check_event_quota(run, events.len())?;
         let mut run_after = match &run_write {
             RunWrite::None => run.clone(),
             RunWrite::Insert(r) | RunWrite::Update(r) => r.clone(),
         };
-        let terminated = !run.status.is_terminal()
-            && run_after.status.is_terminal()
-            && !matches!(run_write, RunWrite::Insert(_));
+        let terminated = !run.status.is_terminal() && run_after.status.is_terminal() && !matches!(run_write, RunWrite::Insert(_));
         run_after.event_count = run.event_count + events.len() as i64;
         Ok(Plan {
             run_id: run.run_id.clone(),
@@ -364,17 +308,13 @@ impl Planner<'_> {
         match &self.req.body {
             Body::RunCreated(b) => self.run_created(b),
             Body::RunStarted(b) => self.run_started(b),
-            Body::RunCompleted { output } => {
-                self.run_terminal(RunStatus::Completed, |r| r.output = output.clone())
-            }
+            Body::RunCompleted { output } => self.run_terminal(RunStatus::Completed, |r| r.output = output.clone()),
             Body::RunFailed { error, error_code } => self.run_terminal(RunStatus::Failed, |r| {
                 r.error = error.clone();
                 r.error_code = error_code.clone();
             }),
             Body::RunCancelled => self.run_cancelled(),
-            Body::RunExpired => {
-                self.run_terminal(RunStatus::Expired, |r| r.expired_at = Some(r.updated_at))
-            }
+            Body::RunExpired => self.run_terminal(RunStatus::Expired, |r| r.expired_at = Some(r.updated_at)),
             Body::AttrSet(changes) => self.attr_set(changes),
             Body::StepCreated { step_name, input } => self.step_created(step_name, input),
             Body::StepStarted { lazy: Some(lazy) } => self.step_started_lazy(lazy),
@@ -403,59 +343,31 @@ impl Planner<'_> {
     }
 
     fn run_created(&self, b: &Bootstrap) -> WfResult<Plan> {
-        let run_id = self
-            .req
-            .run_id
-            .clone()
-            .unwrap_or_else(|| self.ctx.minted_run_id.clone());
+        let run_id = self.req.run_id.clone().unwrap_or_else(|| self.ctx.minted_run_id.clone());
         let run = self.new_run(run_id, b, RunStatus::Pending)?;
         if self.state.run.is_some() {
-            return Err(WfError::new(
-                Code::RunExists,
-                format!("Run {} already exists", run.run_id),
-            ));
+            return Err(WfError::new(Code::RunExists, format!("Run {} already exists", run.run_id)));
         }
         self.check_version(b)?;
-        let ev = self.event(
-            EventType::RunCreated,
-            self.req.event_data.clone(),
-            run.spec_version,
-        );
+        let ev = self.event(EventType::RunCreated, self.req.event_data.clone(), run.spec_version);
         let mut before = run.clone();
         before.status = RunStatus::Pending;
-        self.finish(
-            &before,
-            RunWrite::Insert(run),
-            ChildWrite::None,
-            vec![ev],
-            self.reply(ReplyEvent::Appended(0)),
-        )
+        self.finish(&before, RunWrite::Insert(run), ChildWrite::None, vec![ev], self.reply(ReplyEvent::Appended(0)))
     }
 
     fn run_started(&self, b: &Bootstrap) -> WfResult<Plan> {
         let Some(run) = &self.state.run else {
             if !b.can_create() {
                 let id = self.req.run_id.as_deref().unwrap_or("null");
-                return Err(WfError::new(
-                    Code::RunNotFound,
-                    format!("Run {id} not found"),
-                ));
+                return Err(WfError::new(Code::RunNotFound, format!("Run {id} not found")));
             }
             // Resilient start: create the run directly as running (events.md §6.2).
             let run_id = self.req.run_id.clone().unwrap_or_default();
             let created = self.new_run(run_id, b, RunStatus::Running)?;
             self.check_version(b)?;
             let events = vec![
-                self.event(
-                    EventType::RunCreated,
-                    only_fields(&self.req.event_data, &BOOTSTRAP_FIELDS),
-                    created.spec_version,
-                ),
-                self.event(
-                    EventType::RunStarted,
-                    without_fields(&self.req.event_data, &BOOTSTRAP_FIELDS),
-                    created.spec_version,
-                ),
+                self.event(EventType::RunCreated, only_fields(&self.req.event_data, &BOOTSTRAP_FIELDS), created.spec_version),
+                self.event(EventType::RunStarted, without_fields(&self.req.event_data, &BOOTSTRAP_FIELDS), created.spec_version),
             ];
             let mut before = created.clone();
             before.status = RunStatus::Pending;
@@ -468,31 +380,16 @@ impl Planner<'_> {
             );
         };
         match run.status {
-            RunStatus::Running => self.finish(
-                run,
-                RunWrite::None,
-                ChildWrite::None,
-                vec![],
-                self.reply(ReplyEvent::Null),
-            ),
+            RunStatus::Running => self.finish(run, RunWrite::None, ChildWrite::None, vec![], self.reply(ReplyEvent::Null)),
             s if s.is_terminal() => Err(terminal_gone(run)),
             _ => {
                 let mut next = run.clone();
                 next.status = RunStatus::Running;
                 next.started_at = next.started_at.or(Some(self.ctx.now));
                 next.updated_at = self.ctx.now;
-                let ev = self.event(
-                    EventType::RunStarted,
-                    without_fields(&self.req.event_data, &BOOTSTRAP_FIELDS),
-                    run.spec_version,
-                );
-                self.finish(
-                    run,
-                    RunWrite::Update(next),
-                    ChildWrite::None,
-                    vec![ev],
-                    self.reply(ReplyEvent::Appended(0)),
-                )
+                let ev =
+                    self.event(EventType::RunStarted, without_fields(&self.req.event_data, &BOOTSTRAP_FIELDS), run.spec_version);
+                self.finish(run, RunWrite::Update(next), ChildWrite::None, vec![ev], self.reply(ReplyEvent::Appended(0)))
             }
         }
     }
@@ -534,19 +431,13 @@ impl Planner<'_> {
     fn attr_set(&self, changes: &[attributes::Change]) -> WfResult<Plan> {
         let run = self.run()?;
         if self.req.spec_version.is_some_and(|s| s < 4) || run.spec_version < 4 {
-            return Err(WfError::new(
-                Code::SpecUnsupported,
-                "attributes require specVersion 4 or newer",
-            ));
+            return Err(WfError::new(Code::SpecUnsupported, "attributes require specVersion 4 or newer"));
         }
         if run.status.is_terminal() {
             return Err(terminal_conflict(run));
         }
         if self.state.attr_correlation_taken {
-            return Err(WfError::new(
-                Code::AttrDuplicate,
-                format!("Attributes for correlation {} already set", self.corr()),
-            ));
+            return Err(WfError::new(Code::AttrDuplicate, format!("Attributes for correlation {} already set", self.corr())));
         }
         let mut next = run.clone();
         next.attributes = attributes::apply(&run.attributes, changes)?;
@@ -560,14 +451,7 @@ impl Planner<'_> {
         )
     }
 
-    fn new_step(
-        &self,
-        run: &Run,
-        name: &str,
-        input: Option<Value>,
-        status: StepStatus,
-        attempt: i32,
-    ) -> Step {
+    fn new_step(&self, run: &Run, name: &str, input: Option<Value>, status: StepStatus, attempt: i32) -> Step {
         Step {
             run_id: run.run_id.clone(),
             step_id: self.corr(),
@@ -588,10 +472,7 @@ impl Planner<'_> {
     }
 
     fn step_exists(&self) -> WfError {
-        WfError::new(
-            Code::StepExists,
-            format!("Step {} already exists", self.corr()),
-        )
+        WfError::new(Code::StepExists, format!("Step {} already exists", self.corr()))
     }
 
     fn step_created(&self, name: &str, input: &Option<Value>) -> WfResult<Plan> {
@@ -620,13 +501,7 @@ impl Planner<'_> {
         if self.state.step.is_some() {
             return Err(self.step_exists());
         }
-        let step = self.new_step(
-            run,
-            &lazy.step_name,
-            Some(lazy.input.clone()),
-            StepStatus::Running,
-            1,
-        );
+        let step = self.new_step(run, &lazy.step_name, Some(lazy.input.clone()), StepStatus::Running, 1);
         let mut created = Map::new();
         created.insert("stepName".into(), Value::String(lazy.step_name.clone()));
         created.insert("input".into(), lazy.input.clone());
@@ -635,41 +510,19 @@ impl Planner<'_> {
         }
         let events = vec![
             self.event(EventType::StepCreated, Some(created), run.spec_version),
-            self.event(
-                EventType::StepStarted,
-                without_fields(&self.req.event_data, &["input"]),
-                run.spec_version,
-            ),
+            self.event(EventType::StepStarted, without_fields(&self.req.event_data, &["input"]), run.spec_version),
         ];
         let mut reply = self.reply(ReplyEvent::Appended(1));
         reply.step_created = true;
-        self.finish(
-            run,
-            RunWrite::None,
-            ChildWrite::Step(Write::Insert(step)),
-            events,
-            reply,
-        )
+        self.finish(run, RunWrite::None, ChildWrite::Step(Write::Insert(step)), events, reply)
     }
 
     fn existing_step(&self) -> WfResult<&Step> {
-        self.state.step.as_ref().ok_or_else(|| {
-            WfError::new(
-                Code::StepNotFound,
-                format!("Step {} not found", self.corr()),
-            )
-        })
+        self.state.step.as_ref().ok_or_else(|| WfError::new(Code::StepNotFound, format!("Step {} not found", self.corr())))
     }
 
     fn step_terminal(step: &Step) -> WfError {
-        WfError::new(
-            Code::StepTerminal,
-            format!(
-                "Step {} is in terminal state: {}",
-                step.step_id,
-                step.status.as_str()
-            ),
-        )
+        WfError::new(Code::StepTerminal, format!("Step {} is in terminal state: {}", step.step_id, step.status.as_str()))
     }
 
     fn step_started(&self) -> WfResult<Plan> {
@@ -682,11 +535,8 @@ impl Planner<'_> {
             return Err(terminal_gone(run));
         }
         if let Some(at) = step.retry_after.filter(|at| *at > self.ctx.now) {
-            return Err(WfError::new(
-                Code::TooEarly,
-                format!("Step {} retryAfter not reached", step.step_id),
-            )
-            .with_meta(json!({"retryAfter": ts::to_iso(at)})));
+            return Err(WfError::new(Code::TooEarly, format!("Step {} retryAfter not reached", step.step_id))
+                .with_meta(json!({"retryAfter": ts::to_iso(at)})));
         }
         let mut next = step.clone();
         next.status = StepStatus::Running;
@@ -730,10 +580,7 @@ impl Planner<'_> {
             return Err(terminal_conflict(run));
         }
         if self.state.hook.is_some() {
-            return Err(WfError::new(
-                Code::HookExists,
-                format!("Hook {} already exists", self.corr()),
-            ));
+            return Err(WfError::new(Code::HookExists, format!("Hook {} already exists", self.corr())));
         }
         if let Some(holder) = &self.state.token_holder {
             let mut data = Map::new();
@@ -770,10 +617,7 @@ impl Planner<'_> {
     }
 
     fn hook_missing(&self) -> WfError {
-        WfError::new(
-            Code::HookNotFound,
-            format!("Hook {} not found", self.corr()),
-        )
+        WfError::new(Code::HookNotFound, format!("Hook {} not found", self.corr()))
     }
 
     fn hook_received(&self) -> WfResult<Plan> {
@@ -789,48 +633,23 @@ impl Planner<'_> {
                 );
             }
             let id = self.req.resume_id.as_deref().unwrap_or_default();
-            return Err(WfError::new(
-                Code::ResumeConflict,
-                format!("Resume {id} was recorded with a different payload"),
-            ));
+            return Err(WfError::new(Code::ResumeConflict, format!("Resume {id} was recorded with a different payload")));
         }
-        let hook = self
-            .state
-            .hook
-            .as_ref()
-            .filter(|h| h.status != HookStatus::Disposed)
-            .ok_or_else(|| self.hook_missing())?;
+        let hook = self.state.hook.as_ref().filter(|h| h.status != HookStatus::Disposed).ok_or_else(|| self.hook_missing())?;
         let mut next = hook.clone();
         next.status = HookStatus::Received;
         next.received_at = Some(self.ctx.now);
         let mut ev = self.plain_event(run);
         ev.resume_id = self.req.resume_id.clone();
-        ev.resume_digest = self
-            .req
-            .resume_id
-            .as_ref()
-            .and(self.req.resume_digest.clone());
-        self.finish(
-            run,
-            RunWrite::None,
-            ChildWrite::Hook(Write::Update(next)),
-            vec![ev],
-            self.reply(ReplyEvent::Appended(0)),
-        )
+        ev.resume_digest = self.req.resume_id.as_ref().and(self.req.resume_digest.clone());
+        self.finish(run, RunWrite::None, ChildWrite::Hook(Write::Update(next)), vec![ev], self.reply(ReplyEvent::Appended(0)))
     }
 
     fn hook_disposed(&self) -> WfResult<Plan> {
         let run = self.run()?;
-        let hook = self
-            .state
-            .hook
-            .as_ref()
-            .ok_or_else(|| self.hook_missing())?;
+        let hook = self.state.hook.as_ref().ok_or_else(|| self.hook_missing())?;
         if hook.status == HookStatus::Disposed {
-            return Err(WfError::new(
-                Code::HookDisposed,
-                format!("Hook {} is already disposed", hook.hook_id),
-            ));
+            return Err(WfError::new(Code::HookDisposed, format!("Hook {} is already disposed", hook.hook_id)));
         }
         let mut next = hook.clone();
         next.status = HookStatus::Disposed;
@@ -850,10 +669,7 @@ impl Planner<'_> {
             return Err(terminal_conflict(run));
         }
         if self.state.wait.is_some() {
-            return Err(WfError::new(
-                Code::WaitExists,
-                format!("Wait {} already exists", self.corr()),
-            ));
+            return Err(WfError::new(Code::WaitExists, format!("Wait {} already exists", self.corr())));
         }
         let wait = Wait {
             run_id: run.run_id.clone(),
@@ -876,17 +692,13 @@ impl Planner<'_> {
 
     fn wait_completed(&self) -> WfResult<Plan> {
         let run = self.run()?;
-        let wait = self.state.wait.as_ref().ok_or_else(|| {
-            WfError::new(
-                Code::WaitNotFound,
-                format!("Wait {} not found", self.corr()),
-            )
-        })?;
+        let wait = self
+            .state
+            .wait
+            .as_ref()
+            .ok_or_else(|| WfError::new(Code::WaitNotFound, format!("Wait {} not found", self.corr())))?;
         if wait.status == WaitStatus::Completed {
-            return Err(WfError::new(
-                Code::WaitCompleted,
-                format!("Wait {} already completed", wait.wait_id),
-            ));
+            return Err(WfError::new(Code::WaitCompleted, format!("Wait {} already completed", wait.wait_id)));
         }
         let mut next = wait.clone();
         next.status = WaitStatus::Completed;

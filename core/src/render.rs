@@ -57,14 +57,8 @@ pub fn run_json(r: &Run, o: ReadOpts) -> Value {
         .ts("createdAt", Some(r.created_at))
         .ts("updatedAt", Some(r.updated_at))
         .ts("startedAt", r.started_at)
-        .ts(
-            "completedAt",
-            r.completed_at.filter(|_| r.status.is_terminal()),
-        )
-        .ts(
-            "expiredAt",
-            r.expired_at.filter(|_| r.status == RunStatus::Expired),
-        )
+        .ts("completedAt", r.completed_at.filter(|_| r.status.is_terminal()))
+        .ts("expiredAt", r.expired_at.filter(|_| r.status == RunStatus::Expired))
         .done()
 }
 
@@ -141,10 +135,7 @@ pub fn event_json(e: &Event, o: ReadOpts, strip: bool) -> Value {
         .put("runId", e.run_id.as_str())
         .put("eventType", e.event_type.as_str())
         .opt("correlationId", e.correlation_id.clone())
-        .opt(
-            "eventData",
-            data.filter(|d| !d.is_empty()).map(Value::Object),
-        )
+        .opt("eventData", data.filter(|d| !d.is_empty()).map(Value::Object))
         .put("specVersion", e.spec_version)
         .ts("createdAt", Some(e.created_at))
         .opt("resumeId", e.resume_id.clone())
@@ -197,25 +188,10 @@ mod tests {
         assert!(full.get("error").is_none(), "error only on failed runs");
         assert_eq!(full["completedAt"], json!("1970-01-01T00:00:00.002Z"));
         assert!(full.get("expiredAt").is_none() && full.get("executionContext").is_none());
-        let none = run_json(
-            &run(),
-            ReadOpts {
-                mode: Mode::Envelope,
-                resolve_none: true,
-            },
-        );
+        let none = run_json(&run(), ReadOpts { mode: Mode::Envelope, resolve_none: true });
         assert!(none.get("input").is_none() && none.get("output").is_none());
-        let env = run_json(
-            &run(),
-            ReadOpts {
-                mode: Mode::Envelope,
-                resolve_none: false,
-            },
-        );
-        assert_eq!(
-            env["input"],
-            json!({"__type": "Uint8Array", "data": "AAEC"})
-        );
+        let env = run_json(&run(), ReadOpts { mode: Mode::Envelope, resolve_none: false });
+        assert_eq!(env["input"], json!({"__type": "Uint8Array", "data": "AAEC"}));
     }
 
     #[test]
@@ -226,42 +202,18 @@ mod tests {
             seq: 9,
             event_type: "step_completed".into(),
             correlation_id: Some("step_1".into()),
-            event_data: Some(
-                json!({"result": {"$bytes": "AAEC"}, "stepName": "s"})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            ),
+            event_data: Some(json!({"result": {"$bytes": "AAEC"}, "stepName": "s"}).as_object().cloned().unwrap_or_default()),
             spec_version: 6,
             created_at: 0,
             resume_id: None,
             resume_digest: Some("d".into()),
         };
-        let none = ReadOpts {
-            mode: Mode::Compat,
-            resolve_none: true,
-        };
-        assert_eq!(
-            event_json(&e, none, true)["eventData"],
-            json!({"stepName": "s"})
-        );
-        assert_eq!(
-            event_json(&e, none, false)["eventData"]["result"],
-            json!("AAEC")
-        );
-        assert_eq!(
-            event_json(&e, none, true)["eventId"],
-            json!("evnt_00000000000000000000000002")
-        );
+        let none = ReadOpts { mode: Mode::Compat, resolve_none: true };
+        assert_eq!(event_json(&e, none, true)["eventData"], json!({"stepName": "s"}));
+        assert_eq!(event_json(&e, none, false)["eventData"]["result"], json!("AAEC"));
+        assert_eq!(event_json(&e, none, true)["eventId"], json!("evnt_00000000000000000000000002"));
         let mut only_payload = e.clone();
-        only_payload.event_data = Some(
-            json!({"result": 1})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        );
-        assert!(event_json(&only_payload, none, true)
-            .get("eventData")
-            .is_none());
+        only_payload.event_data = Some(json!({"result": 1}).as_object().cloned().unwrap_or_default());
+        assert!(event_json(&only_payload, none, true).get("eventData").is_none());
     }
 }

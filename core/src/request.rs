@@ -80,10 +80,7 @@ impl EventType {
             "wait_created" => WaitCreated,
             "wait_completed" => WaitCompleted,
             "hook_conflict" | "noop" => {
-                return Err(WfError::new(
-                    Code::EventNotCreatable,
-                    format!("event type {s} cannot be created by clients"),
-                ))
+                return Err(WfError::new(Code::EventNotCreatable, format!("event type {s} cannot be created by clients")))
             }
             other => return Err(WfError::bad_request(format!("unknown event type: {other}"))),
         })
@@ -91,10 +88,7 @@ impl EventType {
 
     pub fn is_run_event(self) -> bool {
         use EventType::*;
-        matches!(
-            self,
-            RunCreated | RunStarted | RunCompleted | RunFailed | RunCancelled | RunExpired
-        )
+        matches!(self, RunCreated | RunStarted | RunCompleted | RunFailed | RunCancelled | RunExpired)
     }
 
     /// Terminal run events may exceed the per-run event quota by one (events.md §4.3).
@@ -127,26 +121,15 @@ pub struct ReadOpts {
 impl ReadOpts {
     pub fn from_query(query: &Value) -> ReadOpts {
         ReadOpts {
-            mode: if query.get("$payload").and_then(Value::as_str) == Some("envelope") {
-                Mode::Envelope
-            } else {
-                Mode::Compat
-            },
+            mode: if query.get("$payload").and_then(Value::as_str) == Some("envelope") { Mode::Envelope } else { Mode::Compat },
             resolve_none: query.get("resolveData").and_then(Value::as_str) == Some("none"),
         }
     }
 }
 
 /// Fields that bootstrap a run (`run_created`, resilient `run_started`).
-pub const BOOTSTRAP_FIELDS: [&str; 7] = [
-    "input",
-    "deploymentId",
-    "workflowName",
-    "executionContext",
-    "attributes",
-    "allowReservedAttributes",
-    "encryptionPublicKey",
-];
+pub const BOOTSTRAP_FIELDS: [&str; 7] =
+    ["input", "deploymentId", "workflowName", "executionContext", "attributes", "allowReservedAttributes", "encryptionPublicKey"];
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Bootstrap {
@@ -189,39 +172,20 @@ pub struct NewHook {
 pub enum Body {
     RunCreated(Bootstrap),
     RunStarted(Bootstrap),
-    RunCompleted {
-        output: Option<Value>,
-    },
-    RunFailed {
-        error: Option<Value>,
-        error_code: Option<String>,
-    },
+    RunCompleted { output: Option<Value> },
+    RunFailed { error: Option<Value>, error_code: Option<String> },
     RunCancelled,
     RunExpired,
     AttrSet(Vec<Change>),
-    StepCreated {
-        step_name: String,
-        input: Option<Value>,
-    },
-    StepStarted {
-        lazy: Option<LazyStep>,
-    },
-    StepCompleted {
-        result: Option<Value>,
-    },
-    StepFailed {
-        error: Option<Value>,
-    },
-    StepRetrying {
-        error: Option<Value>,
-        retry_after: Option<Micros>,
-    },
+    StepCreated { step_name: String, input: Option<Value> },
+    StepStarted { lazy: Option<LazyStep> },
+    StepCompleted { result: Option<Value> },
+    StepFailed { error: Option<Value> },
+    StepRetrying { error: Option<Value>, retry_after: Option<Micros> },
     HookCreated(NewHook),
     HookReceived,
     HookDisposed,
-    WaitCreated {
-        resume_at: Micros,
-    },
+    WaitCreated { resume_at: Micros },
     WaitCompleted,
 }
 
@@ -253,16 +217,10 @@ fn opt_string(data: &Map<String, Value>, field: &str) -> WfResult<Option<String>
     }
 }
 
-fn opt_bounded_string(
-    data: &Map<String, Value>,
-    field: &str,
-    max_chars: usize,
-) -> WfResult<Option<String>> {
+fn opt_bounded_string(data: &Map<String, Value>, field: &str, max_chars: usize) -> WfResult<Option<String>> {
     let s = opt_string(data, field)?;
     if s.as_ref().is_some_and(|s| s.chars().count() > max_chars) {
-        return Err(bad(format!(
-            "{field} must be at most {max_chars} characters"
-        )));
+        return Err(bad(format!("{field} must be at most {max_chars} characters")));
     }
     Ok(s)
 }
@@ -297,11 +255,7 @@ pub fn query_count(query: &Value, field: &str) -> WfResult<Option<i64>> {
             let n: i64 = s.parse().map_err(|_| err())?;
             (n <= MAX_SAFE_INTEGER).then_some(Some(n)).ok_or_else(err)
         }
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|n| (0..=MAX_SAFE_INTEGER).contains(n))
-            .map(Some)
-            .ok_or_else(err),
+        Some(Value::Number(n)) => n.as_i64().filter(|n| (0..=MAX_SAFE_INTEGER).contains(n)).map(Some).ok_or_else(err),
         Some(_) => Err(err()),
     }
 }
@@ -317,18 +271,10 @@ fn query_string(query: &Value, field: &str, max: usize) -> WfResult<Option<Strin
 
 fn parse_bootstrap(data: &Map<String, Value>, require: bool) -> WfResult<Bootstrap> {
     let (deployment_id, workflow_name) = if require {
-        (
-            Some(required_nonempty(data, "deploymentId")?),
-            Some(required_nonempty(data, "workflowName")?),
-        )
+        (Some(required_nonempty(data, "deploymentId")?), Some(required_nonempty(data, "workflowName")?))
     } else {
         // Resilient start needs both as non-empty strings; otherwise they are just stored data.
-        let nonempty = |f: &str| {
-            data.get(f)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
+        let nonempty = |f: &str| data.get(f).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
         (nonempty("deploymentId"), nonempty("workflowName"))
     };
     let execution_context = match data.get("executionContext") {
@@ -339,22 +285,12 @@ fn parse_bootstrap(data: &Map<String, Value>, require: bool) -> WfResult<Bootstr
     let attributes = match data.get("attributes") {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m.clone()),
-        Some(_) => {
-            return Err(WfError::new(
-                Code::AttributeInvalid,
-                "attributes must be an object of strings",
-            ))
-        }
+        Some(_) => return Err(WfError::new(Code::AttributeInvalid, "attributes must be an object of strings")),
     };
     let allow_reserved = match data.get("allowReservedAttributes") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(true)) => true,
-        Some(_) => {
-            return Err(WfError::new(
-                Code::AttributeInvalid,
-                "allowReservedAttributes must be true when present",
-            ))
-        }
+        Some(_) => return Err(WfError::new(Code::AttributeInvalid, "allowReservedAttributes must be true when present")),
     };
     if let Some(attrs) = &attributes {
         attributes::check_initial(attrs, allow_reserved)?;
@@ -372,9 +308,7 @@ fn parse_bootstrap(data: &Map<String, Value>, require: bool) -> WfResult<Bootstr
 
 /// Parses `workflow.event_create(run_id, query, body)`.
 pub fn parse_create(path_run_id: &str, query: &Value, body: &Value) -> WfResult<CreateRequest> {
-    let body_obj = body
-        .as_object()
-        .ok_or_else(|| bad("body must be a JSON object"))?;
+    let body_obj = body.as_object().ok_or_else(|| bad("body must be a JSON object"))?;
     let event_type = match body_obj.get("eventType") {
         Some(Value::String(s)) => EventType::parse_creatable(s)?,
         None | Some(Value::Null) => return Err(bad("eventType is required")),
@@ -395,18 +329,11 @@ pub fn parse_create(path_run_id: &str, query: &Value, body: &Value) -> WfResult<
     let correlation_id = opt_bounded_string(body_obj, "correlationId", MAX_CORRELATION_ID)?;
     let needs_correlation = !event_type.is_run_event() && event_type != EventType::AttrSet;
     if needs_correlation && correlation_id.as_deref().is_none_or(str::is_empty) {
-        return Err(bad(format!(
-            "correlationId is required for {}",
-            event_type.as_str()
-        )));
+        return Err(bad(format!("correlationId is required for {}", event_type.as_str())));
     }
     let spec_version = match body_obj.get("specVersion") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_i64()
-                .and_then(|n| i32::try_from(n).ok())
-                .ok_or_else(|| bad("specVersion must be an integer"))?,
-        ),
+        Some(v) => Some(v.as_i64().and_then(|n| i32::try_from(n).ok()).ok_or_else(|| bad("specVersion must be an integer"))?),
     };
     let opts = ReadOpts::from_query(query);
     let mut event_data = match body_obj.get("eventData") {
@@ -446,13 +373,10 @@ fn parse_body(t: EventType, data: &Map<String, Value>, has_data: bool) -> WfResu
             Body::RunCreated(parse_bootstrap(data, true)?)
         }
         T::RunStarted => Body::RunStarted(parse_bootstrap(data, false)?),
-        T::RunCompleted => Body::RunCompleted {
-            output: data.get("output").cloned(),
-        },
-        T::RunFailed => Body::RunFailed {
-            error: data.get("error").cloned(),
-            error_code: opt_bounded_string(data, "errorCode", 256)?,
-        },
+        T::RunCompleted => Body::RunCompleted { output: data.get("output").cloned() },
+        T::RunFailed => {
+            Body::RunFailed { error: data.get("error").cloned(), error_code: opt_bounded_string(data, "errorCode", 256)? }
+        }
         T::RunCancelled => {
             opt_bounded_string(data, "cancelReason", 512)?;
             Body::RunCancelled
@@ -460,18 +384,12 @@ fn parse_body(t: EventType, data: &Map<String, Value>, has_data: bool) -> WfResu
         T::RunExpired => Body::RunExpired,
         T::AttrSet => {
             if !has_data {
-                return Err(WfError::new(
-                    Code::AttributeInvalid,
-                    "eventData is required for attr_set",
-                ));
+                return Err(WfError::new(Code::AttributeInvalid, "eventData is required for attr_set"));
             }
             Body::AttrSet(attributes::parse_attr_set(data)?)
         }
         T::StepCreated => match data.get("stepName") {
-            Some(Value::String(s)) => Body::StepCreated {
-                step_name: s.clone(),
-                input: data.get("input").cloned(),
-            },
+            Some(Value::String(s)) => Body::StepCreated { step_name: s.clone(), input: data.get("input").cloned() },
             _ => return Err(bad("eventData.stepName is required and must be a string")),
         },
         T::StepStarted => {
@@ -486,12 +404,8 @@ fn parse_body(t: EventType, data: &Map<String, Value>, has_data: bool) -> WfResu
             };
             Body::StepStarted { lazy }
         }
-        T::StepCompleted => Body::StepCompleted {
-            result: data.get("result").cloned(),
-        },
-        T::StepFailed => Body::StepFailed {
-            error: data.get("error").cloned(),
-        },
+        T::StepCompleted => Body::StepCompleted { result: data.get("result").cloned() },
+        T::StepFailed => Body::StepFailed { error: data.get("error").cloned() },
         T::StepRetrying => Body::StepRetrying {
             error: data.get("error").cloned(),
             retry_after: match data.get("retryAfter") {
@@ -518,16 +432,11 @@ fn parse_body(t: EventType, data: &Map<String, Value>, has_data: bool) -> WfResu
         T::HookDisposed => Body::HookDisposed,
         T::WaitCreated => match data.get("resumeAt") {
             None | Some(Value::Null) => return Err(bad("eventData.resumeAt is required")),
-            Some(v) => Body::WaitCreated {
-                resume_at: ts::parse_date("resumeAt", v)?,
-            },
+            Some(v) => Body::WaitCreated { resume_at: ts::parse_date("resumeAt", v)? },
         },
         T::WaitCompleted => Body::WaitCompleted,
         T::HookConflict => {
-            return Err(WfError::new(
-                Code::EventNotCreatable,
-                "event type hook_conflict cannot be created by clients",
-            ))
+            return Err(WfError::new(Code::EventNotCreatable, "event type hook_conflict cannot be created by clients"))
         }
     })
 }
@@ -545,12 +454,7 @@ pub struct Page {
     pub descending: bool,
 }
 
-pub fn parse_page(
-    query: &Value,
-    default_limit: i64,
-    max_limit: i64,
-    default_desc: bool,
-) -> WfResult<Page> {
+pub fn parse_page(query: &Value, default_limit: i64, max_limit: i64, default_desc: bool) -> WfResult<Page> {
     let limit = match query.get("limit") {
         None | Some(Value::Null) => default_limit,
         Some(v) => {
@@ -571,10 +475,7 @@ pub fn parse_page(
         Some("desc") => true,
         Some(_) => return Err(bad("sortOrder must be asc or desc")),
     };
-    if query
-        .get("sortOrder")
-        .is_some_and(|v| !v.is_string() && !v.is_null())
-    {
+    if query.get("sortOrder").is_some_and(|v| !v.is_string() && !v.is_null()) {
         return Err(bad("sortOrder must be asc or desc"));
     }
     let cursor = match query.get("cursor") {
@@ -583,11 +484,7 @@ pub fn parse_page(
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(bad("invalid cursor")),
     };
-    Ok(Page {
-        limit,
-        cursor,
-        descending,
-    })
+    Ok(Page { limit, cursor, descending })
 }
 
 /// A decimal cursor (steps, hooks, by-correlation).

@@ -29,11 +29,7 @@ pub fn to_iso(ts: Micros) -> String {
 
 /// Accepts an RFC 3339 / ISO-8601 string or a number of epoch milliseconds.
 pub fn parse_date(field: &str, v: &Value) -> WfResult<Micros> {
-    let bad = || {
-        WfError::bad_request(format!(
-            "{field} must be an ISO-8601 date or epoch milliseconds"
-        ))
-    };
+    let bad = || WfError::bad_request(format!("{field} must be an ISO-8601 date or epoch milliseconds"));
     match v {
         Value::String(s) => {
             let dt = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| bad())?;
@@ -65,18 +61,9 @@ mod tests {
 
     #[test]
     fn parses_iso_and_epoch_ms() {
-        assert_eq!(
-            parse_date("d", &json!("2026-09-01T12:00:00.123Z")).ok(),
-            Some(1_788_264_000_123_000)
-        );
-        assert_eq!(
-            parse_date("d", &json!("2026-09-01T14:00:00.123+02:00")).ok(),
-            Some(1_788_264_000_123_000)
-        );
-        assert_eq!(
-            parse_date("d", &json!(1_788_264_000_123_i64)).ok(),
-            Some(1_788_264_000_123_000)
-        );
+        assert_eq!(parse_date("d", &json!("2026-09-01T12:00:00.123Z")).ok(), Some(1_788_264_000_123_000));
+        assert_eq!(parse_date("d", &json!("2026-09-01T14:00:00.123+02:00")).ok(), Some(1_788_264_000_123_000));
+        assert_eq!(parse_date("d", &json!(1_788_264_000_123_i64)).ok(), Some(1_788_264_000_123_000));
         assert!(parse_date("d", &json!("yesterday")).is_err());
         assert!(parse_date("d", &json!(true)).is_err());
         assert!(parse_date("d", &json!(1e300)).is_err());

@@ -29,21 +29,12 @@ thread_local! {
     static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
-fn plan_for(
-    c: &SpiClient<'_>,
-    sql: &str,
-    args: &[DatumWithOid<'_>],
-    mutating: bool,
-) -> Rc<OwnedPreparedStatement> {
+fn plan_for(c: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>], mutating: bool) -> Rc<OwnedPreparedStatement> {
     if let Some(p) = PLANS.with(|m| m.borrow().get(sql).cloned()) {
         return p;
     }
     let oids: Vec<PgOid> = args.iter().map(|a| PgOid::from(a.oid())).collect();
-    let prepared = if mutating {
-        c.prepare_mut(sql, &oids)
-    } else {
-        c.prepare(sql, &oids)
-    };
+    let prepared = if mutating { c.prepare_mut(sql, &oids) } else { c.prepare(sql, &oids) };
     let plan = Rc::new(prepared.or_internal(sql).keep());
     PLANS.with(|m| m.borrow_mut().insert(sql.to_owned(), Rc::clone(&plan)));
     plan
@@ -56,18 +47,23 @@ pub fn select<'c>(c: &SpiClient<'c>, sql: &str, args: &[DatumWithOid<'_>]) -> Sp
 }
 
 /// Runs a writing (or row-locking) statement through a cached plan.
-pub fn update<'c>(
-    c: &mut SpiClient<'c>,
-    sql: &str,
-    args: &[DatumWithOid<'_>],
-) -> SpiTupleTable<'c> {
+pub fn update<'c>(c: &mut SpiClient<'c>, sql: &str, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'c> {
     let plan = plan_for(c, sql, args, true);
     c.update(&*plan, None, args).or_internal(sql)
 }
 
+/// True when a read-only statement returns at least one row.
+pub fn exists(c: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> bool {
+    !select(c, sql, args).is_empty()
+}
+
+/// True when a writing statement (with RETURNING) touched at least one row.
+pub fn update_any(c: &mut SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>]) -> bool {
+    !update(c, sql, args).is_empty()
+}
+
 pub fn ts_datum(micros: i64) -> TimestampWithTimeZone {
-    TimestampWithTimeZone::try_from(micros - PG_EPOCH_OFFSET_MICROS)
-        .or_internal("timestamp out of range")
+    TimestampWithTimeZone::try_from(micros - PG_EPOCH_OFFSET_MICROS).or_internal("timestamp out of range")
 }
 
 pub fn opt_ts_datum(micros: Option<i64>) -> Option<TimestampWithTimeZone> {
@@ -97,26 +93,18 @@ impl Row for SpiHeapTupleData<'_> {
         self.get::<String>(i).or_internal("text column")
     }
     fn int(&self, i: usize) -> i32 {
-        self.get::<i32>(i)
-            .or_internal("integer column")
-            .unwrap_or_default()
+        self.get::<i32>(i).or_internal("integer column").unwrap_or_default()
     }
     fn bigint(&self, i: usize) -> i64 {
-        self.get::<i64>(i)
-            .or_internal("bigint column")
-            .unwrap_or_default()
+        self.get::<i64>(i).or_internal("bigint column").unwrap_or_default()
     }
     fn boolean(&self, i: usize) -> Option<bool> {
         self.get::<bool>(i).or_internal("boolean column")
     }
     fn json(&self, i: usize) -> Option<Value> {
-        self.get::<JsonB>(i)
-            .or_internal("jsonb column")
-            .map(|j| j.0)
+        self.get::<JsonB>(i).or_internal("jsonb column").map(|j| j.0)
     }
     fn ts(&self, i: usize) -> Option<i64> {
-        self.get::<TimestampWithTimeZone>(i)
-            .or_internal("timestamptz column")
-            .map(|t| t.into_inner() + PG_EPOCH_OFFSET_MICROS)
+        self.get::<TimestampWithTimeZone>(i).or_internal("timestamptz column").map(|t| t.into_inner() + PG_EPOCH_OFFSET_MICROS)
     }
 }

@@ -11,11 +11,12 @@ pub const RUN_COLS_LIGHT: &str = "run_id, status, deployment_id, workflow_name, 
      NULL::jsonb, NULL::jsonb, NULL::jsonb, error_code, attributes, encryption_public_key, created_at, updated_at, started_at, completed_at, expired_at";
 pub const STEP_COLS: &str = "run_id, step_id, step_name, status, attempt, spec_version, input, output, error, retry_after, \
      created_slot, created_at, updated_at, started_at, completed_at";
-pub const HOOK_COLS: &str = "run_id, hook_id, token, status, owner_id, project_id, environment, metadata, is_webhook, is_system, \
+pub const HOOK_COLS: &str =
+    "run_id, hook_id, token, status, owner_id, project_id, environment, metadata, is_webhook, is_system, \
      spec_version, created_at, received_at, disposed_at, hook_seq";
-pub const WAIT_COLS: &str =
-    "run_id, wait_id, status, resume_at, spec_version, created_at, updated_at, completed_at";
-pub const EVENT_COLS: &str = "run_id, slot, seq, event_type, correlation_id, event_data, spec_version, created_at, resume_id, resume_digest";
+pub const WAIT_COLS: &str = "run_id, wait_id, status, resume_at, spec_version, created_at, updated_at, completed_at";
+pub const EVENT_COLS: &str =
+    "run_id, slot, seq, event_type, correlation_id, event_data, spec_version, created_at, resume_id, resume_digest";
 
 fn status<T>(parsed: Option<T>, raw: &str) -> T {
     parsed.ok_or(raw).or_internal("unknown status in table")

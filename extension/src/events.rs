@@ -10,9 +10,7 @@ use pgrx::spi::SpiClient;
 use pgrx::Spi;
 use pgworld_core::ids::MonotonicUlid;
 use pgworld_core::model::*;
-use pgworld_core::plan::{
-    self, ChildKind, ChildWrite, Ctx, Lookups, Plan, ReplyEvent, RunWrite, State, Write,
-};
+use pgworld_core::plan::{self, ChildKind, ChildWrite, Ctx, Lookups, Plan, ReplyEvent, RunWrite, State, Write};
 use pgworld_core::render;
 use pgworld_core::request::{self, CreateRequest, EventType};
 use pgworld_core::{Code, WfError, WfResult};
@@ -32,10 +30,7 @@ fn mint_run_id(now: i64) -> String {
         pgrx::error!("pgworld: no strong random source available for run ids");
     }
     let ms = u64::try_from(now / 1000).unwrap_or_default();
-    format!(
-        "wrun_{}",
-        RUN_IDS.with(|m| m.borrow_mut().next(ms, u128::from_le_bytes(rnd)))
-    )
+    format!("wrun_{}", RUN_IDS.with(|m| m.borrow_mut().next(ms, u128::from_le_bytes(rnd))))
 }
 
 pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value> {
@@ -48,16 +43,9 @@ pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value
             min_spec_version: guc::MIN_SPEC_VERSION,
             max_spec_version: guc::MAX_SPEC_VERSION.get(),
             default_spec_version: guc::DEFAULT_SPEC_VERSION.get(),
-            minted_run_id: if req.run_id.is_none() {
-                mint_run_id(now)
-            } else {
-                String::new()
-            },
+            minted_run_id: if req.run_id.is_none() { mint_run_id(now) } else { String::new() },
         };
-        let run_id = req
-            .run_id
-            .clone()
-            .unwrap_or_else(|| ctx.minted_run_id.clone());
+        let run_id = req.run_id.clone().unwrap_or_else(|| ctx.minted_run_id.clone());
         let needs = plan::lookups(&req);
         // A lost race on a contended insert (resilient start, hook token) re-reads and re-plans once.
         for _ in 0..2 {
@@ -71,25 +59,14 @@ pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value
     })
 }
 
-fn gather(
-    c: &mut SpiClient<'_>,
-    app: i32,
-    run_id: &str,
-    req: &CreateRequest,
-    needs: &Lookups,
-) -> State {
+fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, needs: &Lookups) -> State {
     let run_sql = if needs.run_payloads {
         format!("SELECT {RUN_COLS} FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE")
     } else {
         format!("SELECT {RUN_COLS_LIGHT} FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE")
     };
-    let run = db::update(c, &run_sql, &[app.into(), run_id.into()])
-        .next()
-        .map(|r| run_from(&r));
-    let mut state = State {
-        max_events_per_run: quotas::effective(c, app).max_events_per_run,
-        ..State::default()
-    };
+    let run = db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| run_from(&r));
+    let mut state = State { max_events_per_run: quotas::effective(c, app).max_events_per_run, ..State::default() };
     let corr = req.correlation_id.clone().unwrap_or_default();
     let key = [app.into(), run_id.into(), corr.as_str().into()];
     if run.is_some() {
@@ -118,46 +95,31 @@ fn gather(
             .map(|r| r.text(1));
         }
         if let Some(corr) = &needs.attr_correlation {
-            state.attr_correlation_taken = db::select(
+            state.attr_correlation_taken = db::exists(
                 c,
                 "SELECT 1 FROM workflow.events WHERE application_id = $1 AND run_id = $2 AND event_type = 'attr_set' AND correlation_id = $3",
                 &[app.into(), run_id.into(), corr.as_str().into()],
-            )
-            .len()
-                > 0;
+            );
         }
         if let Some(resume_id) = &needs.resume_id {
-            let sql = format!("SELECT {EVENT_COLS} FROM workflow.events WHERE application_id = $1 AND run_id = $2 AND resume_id = $3");
-            state.prior_resume = db::select(
-                c,
-                &sql,
-                &[app.into(), run_id.into(), resume_id.as_str().into()],
-            )
-            .next()
-            .map(|r| event_from(&r));
+            let sql =
+                format!("SELECT {EVENT_COLS} FROM workflow.events WHERE application_id = $1 AND run_id = $2 AND resume_id = $3");
+            state.prior_resume =
+                db::select(c, &sql, &[app.into(), run_id.into(), resume_id.as_str().into()]).next().map(|r| event_from(&r));
         }
     } else if let Some(version) = &needs.version {
-        state.version_expired = db::select(
+        state.version_expired = db::exists(
             c,
             "SELECT 1 FROM workflow.deployment_versions WHERE application_id = $1 AND deployment_id = $2 AND status = 'expired'",
             &[app.into(), version.as_str().into()],
-        )
-        .len()
-            > 0;
+        );
     }
     state.run = run;
     state
 }
 
 /// Applies a plan. `Ok(None)`: a concurrent writer won a contended insert first; nothing was written.
-fn apply(
-    c: &mut SpiClient<'_>,
-    app: i32,
-    req: &CreateRequest,
-    state: &State,
-    plan: &Plan,
-    ctx: &Ctx,
-) -> WfResult<Option<Value>> {
+fn apply(c: &mut SpiClient<'_>, app: i32, req: &CreateRequest, state: &State, plan: &Plan, ctx: &Ctx) -> WfResult<Option<Value>> {
     let before = state.run.as_ref().map_or(0, |r| r.event_count);
     let count_after = before + plan.events.len() as i64;
     let run_id = plan.run_id.as_str();
@@ -166,10 +128,7 @@ fn apply(
     if let RunWrite::Insert(run) = &plan.run {
         if !insert_run(c, app, run, count_after) {
             if req.event_type == EventType::RunCreated {
-                return Err(WfError::new(
-                    Code::RunExists,
-                    format!("Run {run_id} already exists"),
-                ));
+                return Err(WfError::new(Code::RunExists, format!("Run {run_id} already exists")));
             }
             return Ok(None);
         }
@@ -243,22 +202,12 @@ fn apply(
     Ok(Some(reply(c, app, req, state, plan, &appended, before)))
 }
 
-fn reply(
-    c: &SpiClient<'_>,
-    app: i32,
-    req: &CreateRequest,
-    state: &State,
-    plan: &Plan,
-    appended: &[Event],
-    before: i64,
-) -> Value {
+fn reply(c: &SpiClient<'_>, app: i32, req: &CreateRequest, state: &State, plan: &Plan, appended: &[Event], before: i64) -> Value {
     let o = req.opts;
     let r = &plan.reply;
     let mut out = Map::new();
     let event = match &r.event {
-        ReplyEvent::Appended(i) => appended
-            .get(*i)
-            .map_or(Value::Null, |e| render::event_json(e, o, true)),
+        ReplyEvent::Appended(i) => appended.get(*i).map_or(Value::Null, |e| render::event_json(e, o, true)),
         ReplyEvent::Existing(e) => render::event_json(e, o, true),
         ReplyEvent::Null => Value::Null,
     };
@@ -299,34 +248,21 @@ fn reply(
             let skipped: Vec<Value> = db::select(
                 c,
                 &sql,
-                &[
-                    app.into(),
-                    plan.run_id.as_str().into(),
-                    expected.into(),
-                    first.into(),
-                    REPORT_LIMIT.into(),
-                ],
+                &[app.into(), plan.run_id.as_str().into(), expected.into(), first.into(), REPORT_LIMIT.into()],
             )
             .map(|row| render::event_json(&event_from(&row), o, false))
             .collect();
-            let cursor = skipped
-                .last()
-                .and_then(|e| e.get("eventId"))
-                .cloned()
-                .unwrap_or(Value::Null);
+            let cursor = skipped.last().and_then(|e| e.get("eventId")).cloned().unwrap_or(Value::Null);
             out.insert("events".into(), Value::Array(skipped));
             out.insert("cursor".into(), cursor);
-            out.insert(
-                "hasMore".into(),
-                Value::Bool(first - 1 - expected > REPORT_LIMIT),
-            );
+            out.insert("hasMore".into(), Value::Bool(first - 1 - expected > REPORT_LIMIT));
         }
     }
     Value::Object(out)
 }
 
 fn insert_run(c: &mut SpiClient<'_>, app: i32, r: &Run, event_count: i64) -> bool {
-    db::update(
+    db::update_any(
         c,
         "INSERT INTO workflow.runs (application_id, run_id, status, deployment_id, workflow_name, spec_version, event_count, \
          execution_context, input, attributes, encryption_public_key, created_at, updated_at, started_at) \
@@ -349,8 +285,6 @@ fn insert_run(c: &mut SpiClient<'_>, app: i32, r: &Run, event_count: i64) -> boo
             opt_ts_datum(r.started_at).into(),
         ],
     )
-    .len()
-        > 0
 }
 
 fn update_run(c: &mut SpiClient<'_>, app: i32, r: &Run, event_count: i64) {
@@ -420,7 +354,7 @@ fn update_step(c: &mut SpiClient<'_>, app: i32, s: &Step) {
 
 /// Claims the token through the live-token unique index; false when another live hook holds it.
 fn insert_hook(c: &mut SpiClient<'_>, app: i32, h: &Hook) -> bool {
-    db::update(
+    db::update_any(
         c,
         "INSERT INTO workflow.hooks (application_id, run_id, hook_id, token, status, owner_id, project_id, environment, metadata, \
          is_webhook, is_system, spec_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -441,8 +375,6 @@ fn insert_hook(c: &mut SpiClient<'_>, app: i32, h: &Hook) -> bool {
             ts_datum(h.created_at).into(),
         ],
     )
-    .len()
-        > 0
 }
 
 fn update_hook(c: &mut SpiClient<'_>, app: i32, h: &Hook) {

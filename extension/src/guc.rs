@@ -61,8 +61,5 @@ pub fn init() {
 
 /// `workflow.app_id`, or None when unset or empty.
 pub fn app_label() -> Option<String> {
-    APP_ID
-        .get()
-        .map(|c| c.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
+    APP_ID.get().map(|c| c.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
 }

@@ -112,7 +112,9 @@ fn app_role_revoke(role: &str) -> JsonB {
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
-mod tests;
+mod tests {
+    include!("tests.rs");
+}
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

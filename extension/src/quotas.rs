@@ -25,10 +25,7 @@ pub fn effective(c: &SpiClient<'_>, app: i32) -> Quotas {
     .next()
     .map(|r| (r.get::<i64>(1).ok().flatten(), r.get::<i64>(2).ok().flatten()));
     let (runs, events) = row.unwrap_or((None, None));
-    Quotas {
-        max_runs: runs.unwrap_or(DEFAULT_MAX_RUNS),
-        max_events_per_run: events.unwrap_or(DEFAULT_MAX_EVENTS_PER_RUN),
-    }
+    Quotas { max_runs: runs.unwrap_or(DEFAULT_MAX_RUNS), max_events_per_run: events.unwrap_or(DEFAULT_MAX_EVENTS_PER_RUN) }
 }
 
 /// Counts a new active run, exactly: creators serialize on shard 0 (held to commit), and read
@@ -50,9 +47,7 @@ pub fn admit_run(c: &mut SpiClient<'_>, app: i32) -> WfResult<()> {
 }
 
 pub fn release_run(c: &mut SpiClient<'_>, app: i32) {
-    let shard = 1 + i32::try_from(std::process::id())
-        .unwrap_or_default()
-        .rem_euclid(RELEASE_SHARDS);
+    let shard = 1 + i32::try_from(std::process::id()).unwrap_or_default().rem_euclid(RELEASE_SHARDS);
     db::update(
         c,
         "UPDATE workflow.run_counters SET active = active - 1 WHERE application_id = $1 AND shard = $2::smallint",

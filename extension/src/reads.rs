@@ -36,9 +36,7 @@ fn take_page<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
 pub fn run_get(run_id: &str, query: &Value) -> WfResult<Value> {
     let o = ReadOpts::from_query(query);
     with_app(|c, app| {
-        let sql = format!(
-            "SELECT {RUN_COLS} FROM workflow.runs WHERE application_id = $1 AND run_id = $2"
-        );
+        let sql = format!("SELECT {RUN_COLS} FROM workflow.runs WHERE application_id = $1 AND run_id = $2");
         db::select(c, &sql, &[app.into(), run_id.into()])
             .next()
             .map(|r| render::run_json(&run_from(&r), o))
@@ -49,11 +47,7 @@ pub fn run_get(run_id: &str, query: &Value) -> WfResult<Value> {
 fn run_cursor_out(created_at: Micros, run_id: &str) -> String {
     // Microsecond precision, so runs created in the same millisecond are never skipped.
     let iso = ts::to_iso(created_at);
-    format!(
-        "{}{:03}Z~{run_id}",
-        &iso[..iso.len() - 1],
-        created_at.rem_euclid(1000)
-    )
+    format!("{}{:03}Z~{run_id}", &iso[..iso.len() - 1], created_at.rem_euclid(1000))
 }
 
 /// `<timestamp>~<runId>` from a previous page, or a bare ISO timestamp (fences on createdAt only).
@@ -62,10 +56,8 @@ fn run_cursor_in(cursor: &str) -> WfResult<(Micros, Option<String>)> {
         Some((s, id)) => (s, Some(id.to_owned())),
         None => (cursor, None),
     };
-    let dt = OffsetDateTime::parse(stamp, &Rfc3339)
-        .map_err(|_| WfError::bad_request("invalid cursor"))?;
-    let micros = i64::try_from(dt.unix_timestamp_nanos() / 1000)
-        .map_err(|_| WfError::bad_request("invalid cursor"))?;
+    let dt = OffsetDateTime::parse(stamp, &Rfc3339).map_err(|_| WfError::bad_request("invalid cursor"))?;
+    let micros = i64::try_from(dt.unix_timestamp_nanos() / 1000).map_err(|_| WfError::bad_request("invalid cursor"))?;
     Ok((micros, id))
 }
 
@@ -109,11 +101,7 @@ pub fn runs_list(query: &Value) -> WfResult<Value> {
             Some((at, Some(id))) => {
                 args.push(ts_datum(*at).into());
                 args.push(id.as_str().into());
-                sql += &format!(
-                    " AND (created_at, run_id) {cmp} (${}, ${})",
-                    args.len() - 1,
-                    args.len()
-                );
+                sql += &format!(" AND (created_at, run_id) {cmp} (${}, ${})", args.len() - 1, args.len());
             }
             Some((at, None)) => {
                 args.push(ts_datum(*at).into());
@@ -123,34 +111,19 @@ pub fn runs_list(query: &Value) -> WfResult<Value> {
         }
         let dir = if p.descending { "DESC" } else { "ASC" };
         args.push((p.limit + 1).into());
-        sql += &format!(
-            " ORDER BY created_at {dir}, run_id {dir} LIMIT ${}",
-            args.len()
-        );
+        sql += &format!(" ORDER BY created_at {dir}, run_id {dir} LIMIT ${}", args.len());
         let rows: Vec<_> = db::select(c, &sql, &args).map(|r| run_from(&r)).collect();
         let (rows, more) = take_page(rows, p.limit);
-        let next = rows
-            .last()
-            .filter(|_| more)
-            .map(|r| run_cursor_out(r.created_at, &r.run_id));
-        Ok(page(
-            rows.iter().map(|r| render::run_json(r, o)).collect(),
-            next,
-            more,
-        ))
+        let next = rows.last().filter(|_| more).map(|r| run_cursor_out(r.created_at, &r.run_id));
+        Ok(page(rows.iter().map(|r| render::run_json(r, o)).collect(), next, more))
     })
 }
 
 pub fn event_get(run_id: &str, event_id: &str, query: &Value) -> WfResult<Value> {
     let o = ReadOpts::from_query(query);
     with_app(|c, app| {
-        let exists = db::select(
-            c,
-            "SELECT 1 FROM workflow.runs WHERE application_id = $1 AND run_id = $2",
-            &[app.into(), run_id.into()],
-        )
-        .len()
-            > 0;
+        let exists =
+            db::exists(c, "SELECT 1 FROM workflow.runs WHERE application_id = $1 AND run_id = $2", &[app.into(), run_id.into()]);
         if !exists {
             return Err(not_found(Code::RunNotFound, "Run", run_id));
         }
@@ -183,43 +156,20 @@ pub fn events_list(run_id: &str, query: &Value) -> WfResult<Value> {
     let p = parse_page(query, 100, 1000, false)?;
     let after = match &p.cursor {
         None => None,
-        Some(s) => {
-            Some(ids::parse_event_id(s).ok_or_else(|| WfError::bad_request("invalid cursor"))?)
-        }
+        Some(s) => Some(ids::parse_event_id(s).ok_or_else(|| WfError::bad_request("invalid cursor"))?),
     };
     with_app(|c, app| {
-        let (cmp, dir) = if p.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (cmp, dir) = if p.descending { ("<", "DESC") } else { (">", "ASC") };
         let bound = after.unwrap_or(if p.descending { i64::MAX } else { 0 });
         let sql = format!(
             "SELECT {EVENT_COLS} FROM workflow.events WHERE application_id = $1 AND run_id = $2 AND slot {cmp} $3 ORDER BY slot {dir} LIMIT $4"
         );
-        let rows: Vec<_> = db::select(
-            c,
-            &sql,
-            &[
-                app.into(),
-                run_id.into(),
-                bound.into(),
-                (p.limit + 1).into(),
-            ],
-        )
-        .map(|r| event_from(&r))
-        .collect();
-        let (rows, more) = take_page(rows, p.limit);
-        let data = rows
-            .iter()
-            .map(|e| render::event_json(e, o, true))
+        let rows: Vec<_> = db::select(c, &sql, &[app.into(), run_id.into(), bound.into(), (p.limit + 1).into()])
+            .map(|r| event_from(&r))
             .collect();
-        Ok(event_page(
-            data,
-            more,
-            |e| e.get("eventId").and_then(Value::as_str).map(str::to_owned),
-            &p.cursor,
-        ))
+        let (rows, more) = take_page(rows, p.limit);
+        let data = rows.iter().map(|e| render::event_json(e, o, true)).collect();
+        Ok(event_page(data, more, |e| e.get("eventId").and_then(Value::as_str).map(str::to_owned), &p.cursor))
     })
 }
 
@@ -233,19 +183,12 @@ pub fn events_by_correlation(query: &Value) -> WfResult<Value> {
     let run_id = query_str(query, "runId")?.map(str::to_owned);
     let after = decimal_cursor(&p.cursor)?;
     with_app(|c, app| {
-        let (cmp, dir) = if p.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (cmp, dir) = if p.descending { ("<", "DESC") } else { (">", "ASC") };
         let bound = after.unwrap_or(if p.descending { i64::MAX } else { 0 });
-        let mut sql = format!("SELECT {EVENT_COLS} FROM workflow.events WHERE application_id = $1 AND correlation_id = $2 AND seq {cmp} $3");
-        let mut args: Vec<DatumWithOid<'_>> = vec![
-            app.into(),
-            correlation.as_str().into(),
-            bound.into(),
-            (p.limit + 1).into(),
-        ];
+        let mut sql = format!(
+            "SELECT {EVENT_COLS} FROM workflow.events WHERE application_id = $1 AND correlation_id = $2 AND seq {cmp} $3"
+        );
+        let mut args: Vec<DatumWithOid<'_>> = vec![app.into(), correlation.as_str().into(), bound.into(), (p.limit + 1).into()];
         if let Some(r) = &run_id {
             args.push(r.as_str().into());
             sql += " AND run_id = $5";
@@ -254,10 +197,7 @@ pub fn events_by_correlation(query: &Value) -> WfResult<Value> {
         let rows: Vec<_> = db::select(c, &sql, &args).map(|r| event_from(&r)).collect();
         let (rows, more) = take_page(rows, p.limit);
         let last_seq = rows.last().map(|e| e.seq.to_string());
-        let data: Vec<Value> = rows
-            .iter()
-            .map(|e| render::event_json(e, o, true))
-            .collect();
+        let data: Vec<Value> = rows.iter().map(|e| render::event_json(e, o, true)).collect();
         Ok(event_page(data, more, |_| last_seq.clone(), &p.cursor))
     })
 }
@@ -278,37 +218,17 @@ pub fn steps_list(run_id: &str, query: &Value) -> WfResult<Value> {
     let p = parse_page(query, 100, 1000, false)?;
     let after = decimal_cursor(&p.cursor)?;
     with_app(|c, app| {
-        let (cmp, dir) = if p.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (cmp, dir) = if p.descending { ("<", "DESC") } else { (">", "ASC") };
         let bound = after.unwrap_or(if p.descending { i64::MAX } else { 0 });
         let sql = format!(
             "SELECT {STEP_COLS} FROM workflow.steps WHERE application_id = $1 AND run_id = $2 AND created_slot {cmp} $3 ORDER BY created_slot {dir} LIMIT $4"
         );
-        let rows: Vec<_> = db::select(
-            c,
-            &sql,
-            &[
-                app.into(),
-                run_id.into(),
-                bound.into(),
-                (p.limit + 1).into(),
-            ],
-        )
-        .map(|r| step_from(&r))
-        .collect();
+        let rows: Vec<_> = db::select(c, &sql, &[app.into(), run_id.into(), bound.into(), (p.limit + 1).into()])
+            .map(|r| step_from(&r))
+            .collect();
         let (rows, more) = take_page(rows, p.limit);
-        let next = rows
-            .last()
-            .filter(|_| more)
-            .map(|s| s.created_slot.to_string());
-        Ok(page(
-            rows.iter().map(|s| render::step_json(s, o)).collect(),
-            next,
-            more,
-        ))
+        let next = rows.last().filter(|_| more).map(|s| s.created_slot.to_string());
+        Ok(page(rows.iter().map(|s| render::step_json(s, o)).collect(), next, more))
     })
 }
 
@@ -317,9 +237,7 @@ pub fn hook_get(hook_id: &str, query: &Value) -> WfResult<Value> {
     let run_id = query_str(query, "runId")?.map(str::to_owned);
     with_app(|c, app| {
         // Without runId, correlation ids can repeat across runs: prefer a live hook, then the newest.
-        let mut sql = format!(
-            "SELECT {HOOK_COLS} FROM workflow.hooks WHERE application_id = $1 AND hook_id = $2"
-        );
+        let mut sql = format!("SELECT {HOOK_COLS} FROM workflow.hooks WHERE application_id = $1 AND hook_id = $2");
         let mut args: Vec<DatumWithOid<'_>> = vec![app.into(), hook_id.into()];
         if let Some(r) = &run_id {
             args.push(r.as_str().into());
@@ -336,7 +254,8 @@ pub fn hook_get(hook_id: &str, query: &Value) -> WfResult<Value> {
 pub fn hook_get_by_token(token: &str, query: &Value) -> WfResult<Value> {
     let o = ReadOpts::from_query(query);
     with_app(|c, app| {
-        let sql = format!("SELECT {HOOK_COLS} FROM workflow.hooks WHERE application_id = $1 AND token = $2 AND status <> 'disposed'");
+        let sql =
+            format!("SELECT {HOOK_COLS} FROM workflow.hooks WHERE application_id = $1 AND token = $2 AND status <> 'disposed'");
         db::select(c, &sql, &[app.into(), token.into()])
             .next()
             .map(|r| render::hook_json(&hook_from(&r).0, o))
@@ -350,11 +269,7 @@ pub fn hooks_list(query: &Value) -> WfResult<Value> {
     let after = decimal_cursor(&p.cursor)?;
     let run_id = query_str(query, "runId")?.map(str::to_owned);
     with_app(|c, app| {
-        let (cmp, dir) = if p.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
+        let (cmp, dir) = if p.descending { ("<", "DESC") } else { (">", "ASC") };
         let bound = after.unwrap_or(if p.descending { i64::MAX } else { 0 });
         let mut args: Vec<DatumWithOid<'_>> = vec![app.into(), bound.into(), (p.limit + 1).into()];
         // With runId: every hook of the run; without: the app's live hooks.
@@ -371,10 +286,6 @@ pub fn hooks_list(query: &Value) -> WfResult<Value> {
         let rows: Vec<_> = db::select(c, &sql, &args).map(|r| hook_from(&r)).collect();
         let (rows, more) = take_page(rows, p.limit);
         let next = rows.last().filter(|_| more).map(|(_, seq)| seq.to_string());
-        Ok(page(
-            rows.iter().map(|(h, _)| render::hook_json(h, o)).collect(),
-            next,
-            more,
-        ))
+        Ok(page(rows.iter().map(|(h, _)| render::hook_json(h, o)).collect(), next, more))
     })
 }

@@ -43,13 +43,9 @@ fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
     if let Some(id) = APP_IDS.with(|m| m.borrow().get(label).copied()) {
         return Some(id);
     }
-    let id = db::select(
-        c,
-        "SELECT application_id FROM workflow.applications WHERE label = $1",
-        &[label.into()],
-    )
-    .next()
-    .map(|r| r.int(1))?;
+    let id = db::select(c, "SELECT application_id FROM workflow.applications WHERE label = $1", &[label.into()])
+        .next()
+        .map(|r| r.int(1))?;
     APP_IDS.with(|m| m.borrow_mut().insert(label.to_owned(), id));
     Some(id)
 }
@@ -63,12 +59,7 @@ fn app_not_found(label: &str) -> WfError {
 pub fn current_app(c: &SpiClient<'_>) -> WfResult<i32> {
     let label = guc::app_label();
     if role_has(c"pgworld_service") {
-        let label = label.ok_or_else(|| {
-            WfError::new(
-                Code::Unauthorized,
-                "workflow.app_id is not set for this transaction",
-            )
-        })?;
+        let label = label.ok_or_else(|| WfError::new(Code::Unauthorized, "workflow.app_id is not set for this transaction"))?;
         return lookup_label(c, &label).ok_or_else(|| app_not_found(&label));
     }
     let role = ffi::calling_role();
@@ -81,18 +72,10 @@ pub fn current_app(c: &SpiClient<'_>) -> WfResult<i32> {
     .map(|r| (r.int(1), r.text(2)));
     match mapped {
         Some((id, mapped_label)) => match label {
-            Some(l) if l != mapped_label => {
-                Err(WfError::new(Code::Forbidden, "Forbidden: app ID mismatch"))
-            }
+            Some(l) if l != mapped_label => Err(WfError::new(Code::Forbidden, "Forbidden: app ID mismatch")),
             _ => Ok(id),
         },
-        None => Err(WfError::new(
-            Code::Unauthorized,
-            format!(
-                "role {} is not mapped to an application",
-                ffi::role_name(role)
-            ),
-        )),
+        None => Err(WfError::new(Code::Unauthorized, format!("role {} is not mapped to an application", ffi::role_name(role)))),
     }
 }
 
@@ -101,24 +84,20 @@ pub fn require_admin() -> WfResult<()> {
     if admin {
         Ok(())
     } else {
-        Err(WfError::new(
-            Code::Forbidden,
-            "Forbidden: admin access required",
-        ))
+        Err(WfError::new(Code::Forbidden, "Forbidden: admin access required"))
     }
 }
 
-/// The app id for row-level security: NULL (no rows) when the caller has none.
-#[pg_extern(stable, parallel_safe, name = "current_app_id")]
+/// The app id for row-level security: NULL (no rows) when the caller has none. Runs as the
+/// extension owner so that a policy evaluated for any role can read the role map.
+#[pg_extern(stable, parallel_safe, security_definer, name = "current_app_id")]
+#[search_path(pg_catalog, pg_temp)]
 fn current_app_id_sql() -> Option<i32> {
     Spi::connect(|c| current_app(c).ok())
 }
 
 fn valid_label(label: &str) -> bool {
-    (1..=128).contains(&label.len())
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._~@-".contains(&b))
+    (1..=128).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_alphanumeric() || b"._~@-".contains(&b))
 }
 
 /// Creates an app with its encryption secret and quota counters; `created` is false if it existed.
@@ -141,11 +120,7 @@ pub fn app_create(c: &mut SpiClient<'_>, label: &str) -> WfResult<Value> {
         pgrx::error!("pgworld: no strong random source available for the app secret");
     }
     with_cross_app(|| {
-        db::update(
-            c,
-            "INSERT INTO workflow.app_secrets (application_id, secret) VALUES ($1, $2)",
-            &[app.into(), secret.into()],
-        );
+        db::update(c, "INSERT INTO workflow.app_secrets (application_id, secret) VALUES ($1, $2)", &[app.into(), secret.into()]);
         db::update(
             c,
             "INSERT INTO workflow.run_counters (application_id, shard) SELECT $1, s FROM generate_series(0, 8) AS s",
@@ -160,9 +135,7 @@ pub fn app_provision(body: &Value) -> WfResult<Value> {
     require_admin()?;
     let label = match body.get("appId") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        None | Some(Value::Null) | Some(Value::String(_)) => {
-            return Err(WfError::bad_request("appId is required"))
-        }
+        None | Some(Value::Null) | Some(Value::String(_)) => return Err(WfError::bad_request("appId is required")),
         Some(_) => return Err(WfError::bad_request("appId is invalid")),
     };
     Spi::connect_mut(|c| app_create(c, &label))
@@ -173,15 +146,11 @@ pub fn app_role_grant(app_label: &str, role: &str) -> WfResult<Value> {
     require_admin()?;
     Spi::connect_mut(|c| {
         let app = lookup_label(c, app_label).ok_or_else(|| app_not_found(app_label))?;
-        let role_c = std::ffi::CString::new(role)
-            .map_err(|_| WfError::bad_request("role name is invalid"))?;
-        let oid = ffi::role_oid(&role_c)
-            .ok_or_else(|| WfError::bad_request(format!("role {role} does not exist")))?;
+        let role_c = std::ffi::CString::new(role).map_err(|_| WfError::bad_request("role name is invalid"))?;
+        let oid = ffi::role_oid(&role_c).ok_or_else(|| WfError::bad_request(format!("role {role} does not exist")))?;
         let client = ffi::role_oid(c"pgworld_client").or_internal_opt("role pgworld_client");
         if !ffi::has_privs_of_role(oid, client) {
-            return Err(WfError::bad_request(format!(
-                "role {role} must be a member of pgworld_client"
-            )));
+            return Err(WfError::bad_request(format!("role {role} must be a member of pgworld_client")));
         }
         db::update(
             c,
@@ -196,18 +165,9 @@ pub fn app_role_grant(app_label: &str, role: &str) -> WfResult<Value> {
 pub fn app_role_revoke(role: &str) -> WfResult<Value> {
     require_admin()?;
     Spi::connect_mut(|c| {
-        let role_c = std::ffi::CString::new(role)
-            .map_err(|_| WfError::bad_request("role name is invalid"))?;
+        let role_c = std::ffi::CString::new(role).map_err(|_| WfError::bad_request("role name is invalid"))?;
         let revoked = match ffi::role_oid(&role_c) {
-            Some(oid) => {
-                db::update(
-                    c,
-                    "DELETE FROM workflow.app_roles WHERE role_oid = $1 RETURNING 1",
-                    &[oid.into()],
-                )
-                .len()
-                    > 0
-            }
+            Some(oid) => db::update_any(c, "DELETE FROM workflow.app_roles WHERE role_oid = $1 RETURNING 1", &[oid.into()]),
             None => false,
         };
         Ok(json!({"role": role, "revoked": revoked}))

@@ -1,1 +1,114 @@
+//! Test harness for pgworld's integration tier: a fresh database per test, cloned from the
+//! `pgworld_template` database that `./pgw test` prepares on a real PostgreSQL 17 cluster.
 
+use anyhow::{anyhow, Context, Result};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tokio_postgres::{Client, NoTls};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The admin URL of the test cluster (set by scripts/test.sh).
+pub fn cluster_url() -> Result<String> {
+    std::env::var("PGWORLD_TEST_URL").context("PGWORLD_TEST_URL is not set: run the integration tier through `./pgw test`")
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{db}"),
+        None => format!("{url}/{db}"),
+    }
+}
+
+fn with_user(url: &str, user: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(_, host)| (scheme, host))) {
+        Some((scheme, host)) => format!("{scheme}://{user}@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+pub async fn connect(url: &str) -> Result<Client> {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.with_context(|| format!("connecting to {url}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Result<TestDb> {
+        let admin_url = cluster_url()?;
+        let name = format!("it_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand::random::<u16>());
+        let admin = connect(&admin_url).await?;
+        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE pgworld_template")).await?;
+        Ok(TestDb { url: with_db(&admin_url, &name), name })
+    }
+
+    /// A superuser session acting for `app` (as the façade would, with workflow.app_id).
+    pub async fn session(&self, app: &str) -> Result<Client> {
+        let c = connect(&self.url).await?;
+        c.execute("SELECT set_config('workflow.app_id', $1, false)", &[&app]).await?;
+        Ok(c)
+    }
+
+    /// A session logged in as `role` (the cluster trusts loopback connections).
+    pub async fn session_as(&self, role: &str) -> Result<Client> {
+        connect(&with_user(&self.url, role)).await
+    }
+
+    /// A superuser session with no app selected, for setup and for checking raw tables.
+    pub async fn superuser(&self) -> Result<Client> {
+        connect(&self.url).await
+    }
+}
+
+/// A `WFnnn` error as a test sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WfErr {
+    pub sqlstate: String,
+    pub code: String,
+    pub message: String,
+}
+
+pub fn wf_err(e: &tokio_postgres::Error) -> Result<WfErr> {
+    let db = e.as_db_error().ok_or_else(|| anyhow!("not a database error: {e}"))?;
+    Ok(WfErr {
+        sqlstate: db.code().code().to_owned(),
+        code: db.hint().unwrap_or_default().to_owned(),
+        message: db.message().to_owned(),
+    })
+}
+
+/// `workflow.event_create(run_id, query, body)`: Ok(response) or Err(the WF error).
+pub async fn event_create(c: &Client, run_id: &str, query: Value, body: Value) -> Result<std::result::Result<Value, WfErr>> {
+    match c.query_one("SELECT workflow.event_create($1, $2, $3)", &[&run_id, &query, &body]).await {
+        Ok(row) => Ok(Ok(row.get(0))),
+        Err(e) => Ok(Err(wf_err(&e)?)),
+    }
+}
+
+/// Calls a `workflow.*` read function with jsonb/text arguments and returns its jsonb result.
+pub async fn call(
+    c: &Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<std::result::Result<Value, WfErr>> {
+    match c.query_one(sql, params).await {
+        Ok(row) => Ok(Ok(row.get(0))),
+        Err(e) => Ok(Err(wf_err(&e)?)),
+    }
+}
+
+/// Creates a run with a fixed id in the current session's app.
+pub async fn create_run(c: &Client, run_id: &str) -> Result<Value> {
+    let body = serde_json::json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "wf"}});
+    event_create(c, run_id, serde_json::json!({}), body).await?.map_err(|e| anyhow!("run_created failed: {e:?}"))
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Runs every test tier, each with one job, against a real PostgreSQL 17 with the real extension:
+#   lint      cargo fmt --check, clippy -D warnings
+#   unit      pure rules (pgworld-core) and the dispatcher's own units
+#   pg_test   in-backend behaviour (cargo pgrx test)
+#   regress   golden psql transcripts of the SQL API (pg_regress)
+#   integration  several real sessions racing on one cluster, RLS, the dispatcher binary
+# Any failure stops the run with a non-zero exit. TIERS="unit regress" runs a subset.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TEST_PORT="${PGWORLD_TEST_PORT:-5499}"
+TEST_DATA="$PGWORLD_HOME/test/pgdata"
+TIERS="${TIERS:-lint unit pg_test regress integration}"
+export PGWORLD_TEST_URL="postgres://postgres@127.0.0.1:$TEST_PORT/postgres"
+unset RUST_BACKTRACE
+
+want() { [[ " $TIERS " == *" $1 "* ]]; }
+LOGS="$REPO_ROOT/target/test-logs"
+mkdir -p "$LOGS"
+
+# logged NAME CMD…: runs CMD once, keeps its whole output in target/test-logs/NAME.log, shows
+# the test-result lines, and fails the tier on a failing exit or on a run that executed no test.
+logged() {
+  local name=$1
+  shift
+  set +e
+  "$@" >"$LOGS/$name.log" 2>&1
+  local status=$?
+  set -e
+  grep -E "^test result|^(not )?ok [0-9]|FAILED|panicked|^error" "$LOGS/$name.log" | grep -v "^test result: ok. 0 passed" || true
+  if ((status != 0)); then
+    tail -n 60 "$LOGS/$name.log" >&2
+    die "$name failed (exit $status; full log: $LOGS/$name.log)"
+  fi
+  grep -qE "^test result: ok\. [1-9]|^# All [1-9][0-9]* tests passed|^ok [0-9]" "$LOGS/$name.log" || die "$name ran no test"
+}
+declare -a SUMMARY=()
+tier_done() { SUMMARY+=("$1: passed"); ok "$1 passed"; }
+
+lint() {
+  step "lint: cargo fmt --check"
+  cargo fmt --all --check
+  step "lint: cargo clippy -D warnings"
+  cargo clippy -q --workspace --all-targets -- -D warnings
+  tier_done lint
+}
+
+unit() {
+  step "unit: cargo test (pgworld-core, pgworld-dispatcher units)"
+  logged unit cargo test -p pgworld-core -p pgworld-dispatcher --bins --lib
+  tier_done unit
+}
+
+pg_test() {
+  step "pg_test: cargo pgrx test pg17 (cluster runs as $PG_USER)"
+  local pgdata="$PGWORLD_HOME/pgrx-test"
+  mkdir -p "$pgdata" && chown "$PG_USER" "$pgdata"
+  logged pg_test env -C "$REPO_ROOT/extension" CARGO_PGRX_TEST_RUNAS="$PG_USER" CARGO_PGRX_TEST_PGDATA="$pgdata" \
+    cargo pgrx test pg17
+  tier_done pg_test
+}
+
+start_test_cluster() {
+  install_extension debug
+  cluster_start "$TEST_DATA" "$TEST_PORT"
+  trap 'cluster_stop "$TEST_DATA"' EXIT
+  # Each test database is cloned from this template, so tests run in parallel on fresh state.
+  psql_at "$TEST_PORT" postgres <<'SQL'
+UPDATE pg_database SET datistemplate = false WHERE datname = 'pgworld_template';
+DROP DATABASE IF EXISTS pgworld_template;
+CREATE DATABASE pgworld_template;
+SQL
+  psql_at "$TEST_PORT" pgworld_template -c "CREATE EXTENSION pgworld"
+  psql_at "$TEST_PORT" postgres -c "ALTER DATABASE pgworld_template IS_TEMPLATE true"
+}
+
+regress() {
+  step "regress: pg_regress golden files (tests/regress)"
+  local out="$REPO_ROOT/target/regress"
+  rm -rf "$out" && mkdir -p "$out"
+  local tests
+  tests=$(cd "$REPO_ROOT/tests/regress/sql" && ls *.sql | sed 's/\.sql$//' | sort)
+  psql_at "$TEST_PORT" postgres -c "DROP DATABASE IF EXISTS pgworld_regress" -c "CREATE DATABASE pgworld_regress TEMPLATE pgworld_template"
+  # shellcheck disable=SC2086 # one argument per test name
+  if ! "$PG17/lib/postgresql/pgxs/src/test/regress/pg_regress" --use-existing --host=127.0.0.1 --port="$TEST_PORT" \
+      --user=postgres --dbname=pgworld_regress --bindir="$PG_BIN" \
+      --inputdir="$REPO_ROOT/tests/regress" --outputdir="$out" $tests | tee "$LOGS/regress.log"; then
+    [[ -f "$out/regression.diffs" ]] && head -n 200 "$out/regression.diffs"
+    die "regress tier failed (diffs: $out/regression.diffs)"
+  fi
+  grep -qE "All [1-9][0-9]* tests passed|^# All" "$LOGS/regress.log" || die "regress ran no test"
+  tier_done regress
+}
+
+integration() {
+  step "integration: multi-session tests against the cluster on :$TEST_PORT"
+  cargo build -q -p pgworld-dispatcher
+  logged integration cargo test -p pgworld-it -p pgworld-dispatcher --tests -- --test-threads=4
+  tier_done integration
+}
+
+main() {
+  bash "$REPO_ROOT/scripts/setup.sh"
+  cd "$REPO_ROOT"
+  want lint && lint
+  want unit && unit
+  want pg_test && pg_test
+  if want regress || want integration; then
+    start_test_cluster
+    want regress && regress
+    want integration && integration
+  fi
+  ((${#SUMMARY[@]})) || die "no test tier ran (TIERS=$TIERS)"
+  echo
+  printf '%s\n' "${SUMMARY[@]}"
+  echo "tiers: ${#SUMMARY[@]} passed, 0 failed"
+}
+main "$@"

@@ -1,0 +1,182 @@
+//! `./pgw bench`: event-append throughput of `workflow.event_create` beside a raw single-row
+//! INSERT baseline on the same cluster in the same run, and append cost deep into one run's log.
+//! Prints figures; asserts nothing (targets are reported next to the measurements).
+
+use anyhow::{Context, Result};
+use pgworld_it::connect;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+
+struct Args {
+    url: String,
+    clients: usize,
+    seconds: u64,
+    deep: i64,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        url: std::env::var("PGWORLD_BENCH_URL").context("PGWORLD_BENCH_URL is not set")?,
+        clients: 8,
+        seconds: 10,
+        deep: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--clients" => a.clients = value.parse()?,
+            "--seconds" => a.seconds = value.parse()?,
+            "--deep" => a.deep = value.parse()?,
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+/// Runs `clients` connections, each calling `op(client, worker, iteration)` until time is up.
+/// Returns operations per second, where `op` reports how many operations it completed.
+async fn drive<F, Fut>(url: &str, clients: usize, seconds: u64, op: F) -> Result<f64>
+where
+    F: Fn(Arc<Client>, usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<u64>> + Send,
+{
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let c = Arc::new(connect(url).await?);
+        let (done, stop, op) = (done.clone(), stop.clone(), op.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                done.fetch_add(op(c.clone(), w, i).await?, Ordering::Relaxed);
+                i += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+async fn event(c: &Client, run: &str, body: serde_json::Value) -> Result<()> {
+    c.query_one("SELECT workflow.event_create($1, '{}', $2)", &[&run, &body])
+        .await
+        .with_context(|| format!("event_create {body}"))?;
+    Ok(())
+}
+
+/// run_created, run_started, step_created, step_started, step_completed, run_completed.
+async fn lifecycle(c: Arc<Client>, worker: usize, i: u64) -> Result<u64> {
+    let run = format!("wrun_b{worker}_{i}");
+    let input = json!({"$bytes": "ZGV2bAGSAQ=="});
+    event(
+        &c,
+        &run,
+        json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "bench", "input": input}}),
+    )
+    .await?;
+    event(&c, &run, json!({"eventType": "run_started"})).await?;
+    event(
+        &c,
+        &run,
+        json!({"eventType": "step_created", "correlationId": "step_1", "eventData": {"stepName": "step//add", "input": input}}),
+    )
+    .await?;
+    event(&c, &run, json!({"eventType": "step_started", "correlationId": "step_1", "eventData": {"attempt": 1}})).await?;
+    event(&c, &run, json!({"eventType": "step_completed", "correlationId": "step_1", "eventData": {"result": "ZGV2bAGSAg=="}}))
+        .await?;
+    event(&c, &run, json!({"eventType": "run_completed", "eventData": {"output": "ZGV2bAGSAg=="}})).await?;
+    Ok(6)
+}
+
+async fn raw_insert(c: Arc<Client>, worker: usize, i: u64) -> Result<u64> {
+    let run = format!("raw_{worker}_{}", i / 6);
+    let data = json!({"stepName": "step//add", "input": "ZGV2bAGSAQ=="});
+    c.execute(
+        "INSERT INTO bench_raw (run_id, slot, event_type, event_data) VALUES ($1, $2, 'step_completed', $3)",
+        &[&run, &((i % 6) as i64), &data],
+    )
+    .await?;
+    Ok(1)
+}
+
+/// Mean latency of `n` single-event appends (each its own transaction) on one run.
+async fn append_latency(c: &Client, run: &str, from: i64, n: i64) -> Result<f64> {
+    let start = Instant::now();
+    for i in 0..n {
+        let body = json!({"eventType": "wait_created", "correlationId": format!("lat_{from}_{i}"), "eventData": {"resumeAt": 0}});
+        event(c, run, body).await?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = args()?;
+    let admin = connect(&a.url).await?;
+    let version: String = admin.query_one("SHOW server_version", &[]).await?.get(0);
+    admin
+        .batch_execute(
+            "DROP TABLE IF EXISTS bench_raw;
+             CREATE TABLE bench_raw (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, run_id text NOT NULL, slot bigint NOT NULL,
+                                     event_type text NOT NULL, event_data jsonb, created_at timestamptz NOT NULL DEFAULT now());
+             SET workflow.app_id = 'default';
+             INSERT INTO workflow.quotas (application_id, max_runs, max_events_per_run)
+               SELECT application_id, 1000000, 1000000 FROM workflow.applications WHERE label = 'default'
+               ON CONFLICT (application_id) DO UPDATE SET max_runs = 1000000, max_events_per_run = 1000000;",
+        )
+        .await?;
+    let app_url = format!("{}{}options=-c%20workflow.app_id%3Ddefault", a.url, if a.url.contains('?') { "&" } else { "?" });
+
+    println!("pgworld bench: PostgreSQL {version}, {} clients, {} s per workload", a.clients, a.seconds);
+    let raw = drive(&a.url, a.clients, a.seconds, raw_insert).await?;
+    let events = drive(&app_url, a.clients, a.seconds, lifecycle).await?;
+    println!("{:<46} {:>10.0} rows/s", "raw single-row INSERT (autocommit)", raw);
+    println!("{:<46} {:>10.0} events/s", "workflow.event_create (6-event run lifecycle)", events);
+    println!("{:<46} {:>10.2}   (target >= 0.50)", "event_create / raw INSERT", events / raw);
+
+    let c = connect(&app_url).await?;
+    event(&c, "wrun_deep", json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "deep"}}))
+        .await?;
+    event(&c, "wrun_deep", json!({"eventType": "run_started"})).await?;
+    let sample = 500;
+    let shallow = append_latency(&c, "wrun_deep", 10, sample).await?;
+    let fill_from = 2 + sample;
+    let fill_start = Instant::now();
+    c.batch_execute(&format!(
+        "DO $$ BEGIN FOR i IN {fill_from}..{} LOOP
+           PERFORM workflow.event_create('wrun_deep', '{{}}', jsonb_build_object('eventType', 'wait_created',
+             'correlationId', 'fill_' || i, 'eventData', jsonb_build_object('resumeAt', 0)));
+         END LOOP; END $$",
+        a.deep - 1
+    ))
+    .await?;
+    let fill = fill_start.elapsed().as_secs_f64();
+    let deep = append_latency(&c, "wrun_deep", a.deep, sample).await?;
+    println!("{:<46} {:>10.0} us  (events 11..{})", "append latency near event 10", shallow, 10 + sample);
+    println!(
+        "{:<46} {:>10.0} us  (events {}..{})",
+        format!("append latency near event {}", a.deep),
+        deep,
+        a.deep,
+        a.deep + sample
+    );
+    println!("{:<46} {:>10.2}   (target <= 1.20)", "deep / shallow append cost", deep / shallow);
+    println!(
+        "{:<46} {:>10.0} events/s (one transaction, no commit per event)",
+        "filling the deep run",
+        (a.deep - fill_from) as f64 / fill
+    );
+    Ok(())
+}

@@ -39,62 +39,64 @@ END
 $rls$;
 
 -- One public function per route (http-api.md §3). Each runs as pgworld_owner, so its queries
--- are subject to the policies above, and raises WFnnn errors through _ok.
+-- are subject to the policies above, and raises WFnnn errors through _ok. They are plpgsql, not
+-- SQL-language, because plpgsql keeps its plans for the session while a non-inlinable SQL
+-- function is re-planned on every call.
 CREATE FUNCTION event_create(run_id text, query jsonb DEFAULT '{}', body jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._event_create(run_id, query, body));
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._event_create(run_id, query, body)); END $$;
 
 CREATE FUNCTION event_get(run_id text, event_id text, query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._event_get(run_id, event_id, query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._event_get(run_id, event_id, query)); END $$;
 
 CREATE FUNCTION events_list(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._events_list(run_id, query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._events_list(run_id, query)); END $$;
 
 CREATE FUNCTION events_by_correlation(query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._events_by_correlation(query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._events_by_correlation(query)); END $$;
 
 CREATE FUNCTION run_get(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._run_get(run_id, query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._run_get(run_id, query)); END $$;
 
 CREATE FUNCTION runs_list(query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._runs_list(query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._runs_list(query)); END $$;
 
 CREATE FUNCTION step_get(run_id text, step_id text, query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._step_get(run_id, step_id, query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._step_get(run_id, step_id, query)); END $$;
 
 CREATE FUNCTION steps_list(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._steps_list(run_id, query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._steps_list(run_id, query)); END $$;
 
 CREATE FUNCTION hook_get(hook_id text, query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._hook_get(hook_id, query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._hook_get(hook_id, query)); END $$;
 
 CREATE FUNCTION hook_get_by_token(token text, query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._hook_get_by_token(token, query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._hook_get_by_token(token, query)); END $$;
 
 CREATE FUNCTION hooks_list(query jsonb DEFAULT '{}') RETURNS jsonb
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._hooks_list(query));
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._hooks_list(query)); END $$;
 
 CREATE FUNCTION app_provision(body jsonb) RETURNS jsonb
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._app_provision(body));
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_provision(body)); END $$;
 
 CREATE FUNCTION app_role_grant(app_label text, role_name text) RETURNS jsonb
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._app_role_grant(app_label, role_name));
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_role_grant(app_label, role_name)); END $$;
 
 CREATE FUNCTION app_role_revoke(role_name text) RETURNS jsonb
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-RETURN workflow._ok(workflow._app_role_revoke(role_name));
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_role_revoke(role_name)); END $$;
 
 -- Ownership and privileges: nobody gets table access; everything goes through the functions.
 GRANT USAGE ON SCHEMA workflow TO pgworld_owner, pgworld_service, pgworld_client, pgworld_admin;

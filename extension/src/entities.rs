@@ -6,6 +6,8 @@ use serde_json::Value;
 
 pub const RUN_COLS: &str = "run_id, status, deployment_id, workflow_name, spec_version, event_count, execution_context, \
      input, output, error, error_code, attributes, encryption_public_key, created_at, updated_at, started_at, completed_at, expired_at";
+/// How many columns `RUN_COLS` has (extra columns of a query follow them).
+pub const RUN_COL_COUNT: usize = 18;
 /// The same columns without the payloads, for writes whose response does not carry the run.
 pub const RUN_COLS_LIGHT: &str = "run_id, status, deployment_id, workflow_name, spec_version, event_count, execution_context, \
      NULL::jsonb, NULL::jsonb, NULL::jsonb, error_code, attributes, encryption_public_key, created_at, updated_at, started_at, completed_at, expired_at";

@@ -35,7 +35,7 @@ fn mint_run_id(now: i64) -> String {
 
 pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value> {
     Spi::connect_mut(|c| {
-        let app = tenancy::current_app(c)?;
+        let app = tenancy::current_app()?;
         let req = request::parse_create(run_id, query, body)?;
         let now = ffi::now_micros();
         let ctx = Ctx {
@@ -60,13 +60,19 @@ pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value
 }
 
 fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, needs: &Lookups) -> State {
-    let run_sql = if needs.run_payloads {
-        format!("SELECT {RUN_COLS} FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE")
-    } else {
-        format!("SELECT {RUN_COLS_LIGHT} FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE")
+    // The run row lock and the app's event quota in one statement: this runs for every event.
+    let cols = if needs.run_payloads { RUN_COLS } else { RUN_COLS_LIGHT };
+    let run_sql = format!(
+        "SELECT {cols}, (SELECT q.max_events_per_run FROM workflow.quotas q WHERE q.application_id = $1)::bigint \
+         FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE"
+    );
+    let locked =
+        db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| (run_from(&r), r.get::<i64>(RUN_COL_COUNT + 1)));
+    let (run, max_events) = match locked {
+        Some((run, quota)) => (Some(run), quota.ok().flatten().unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN)),
+        None => (None, quotas::effective(c, app).max_events_per_run),
     };
-    let run = db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| run_from(&r));
-    let mut state = State { max_events_per_run: quotas::effective(c, app).max_events_per_run, ..State::default() };
+    let mut state = State { max_events_per_run: max_events, ..State::default() };
     let corr = req.correlation_id.clone().unwrap_or_default();
     let key = [app.into(), run_id.into(), corr.as_str().into()];
     if run.is_some() {

@@ -48,3 +48,31 @@ pub fn now_micros() -> i64 {
     let pg_now = unsafe { pg_sys::GetCurrentTimestamp() };
     pg_now + PG_EPOCH_OFFSET_MICROS
 }
+
+/// This backend's local transaction id: changes with every transaction, so per-transaction
+/// caches can key on it.
+pub fn local_xid() -> u32 {
+    // SAFETY: MyProc is set for every regular backend before any SQL function can run, and
+    // only this backend writes its own vxid.
+    unsafe { pg_sys::MyProc.as_ref().map_or(0, |p| p.vxid.lxid) }
+}
+
+/// Runs `f` with `role` as the current user, as SECURITY DEFINER does, and restores the
+/// previous user afterwards, on unwinding too. (Transaction abort also restores it.)
+pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the exact pair read below.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let mut user = pg_sys::InvalidOid;
+    let mut context = 0;
+    // SAFETY: both out-pointers are valid locals.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+    let _restore = Restore(user, context);
+    // SAFETY: `role` is an existing role id; the flag forbids SET ROLE while it is in effect.
+    unsafe { pg_sys::SetUserIdAndSecContext(role, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32) };
+    f()
+}

@@ -17,7 +17,7 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 fn with_app<R>(f: impl FnOnce(&SpiClient<'_>, i32) -> WfResult<R>) -> WfResult<R> {
     Spi::connect(|c| {
-        let app = tenancy::current_app(c)?;
+        let app = tenancy::current_app()?;
         f(c, app)
     })
 }

@@ -3,6 +3,7 @@
 use crate::db::{self, OrInternal, Row};
 use crate::{ffi, guc};
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgworld_core::{Code, WfError, WfResult};
@@ -39,37 +40,57 @@ fn role_has(name: &std::ffi::CStr) -> bool {
     ffi::role_oid(name).is_some_and(|r| ffi::has_privs_of_role(ffi::calling_role(), r))
 }
 
-fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
-    if let Some(id) = APP_IDS.with(|m| m.borrow().get(label).copied()) {
-        return Some(id);
-    }
-    let id = db::select(c, "SELECT application_id FROM workflow.applications WHERE label = $1", &[label.into()])
-        .next()
-        .map(|r| r.int(1))?;
-    APP_IDS.with(|m| m.borrow_mut().insert(label.to_owned(), id));
-    Some(id)
-}
-
 fn app_not_found(label: &str) -> WfError {
     WfError::new(Code::AppNotFound, format!("Application {label} not found"))
 }
 
+/// One resolution per transaction, role and `workflow.app_id` value: the RLS policies ask for
+/// the current app on every row they check.
+struct Resolved {
+    xid: u32,
+    role: pg_sys::Oid,
+    label: Option<String>,
+    app: i32,
+}
+
+thread_local! {
+    static RESOLVED: RefCell<Option<Resolved>> = const { RefCell::new(None) };
+}
+
 /// Resolves the current app: trusted service callers name it in `workflow.app_id`; other roles
 /// are bound to one app by `workflow.app_role_grant`.
-pub fn current_app(c: &SpiClient<'_>) -> WfResult<i32> {
-    let label = guc::app_label();
+pub fn current_app() -> WfResult<i32> {
+    let (xid, role, label) = (ffi::local_xid(), ffi::calling_role(), guc::app_label());
+    let hit =
+        RESOLVED.with(|r| r.borrow().as_ref().filter(|e| e.xid == xid && e.role == role && e.label == label).map(|e| e.app));
+    if let Some(app) = hit {
+        return Ok(app);
+    }
+    let app = resolve(role, label.as_deref())?;
+    RESOLVED.with(|r| *r.borrow_mut() = Some(Resolved { xid, role, label, app }));
+    Ok(app)
+}
+
+/// The lookups read the role map as the tables' owner, whoever calls (a policy runs as the
+/// reading role). Operators are schema-qualified so the caller's search_path cannot redirect them.
+fn resolve(role: pg_sys::Oid, label: Option<&str>) -> WfResult<i32> {
+    let owner = ffi::role_oid(c"pgworld_owner").ok_or_else(|| WfError::new(Code::Unauthorized, "pgworld roles are missing"))?;
     if role_has(c"pgworld_service") {
         let label = label.ok_or_else(|| WfError::new(Code::Unauthorized, "workflow.app_id is not set for this transaction"))?;
-        return lookup_label(c, &label).ok_or_else(|| app_not_found(&label));
+        return ffi::as_role(owner, || Spi::connect(|c| lookup_label(c, label))).ok_or_else(|| app_not_found(label));
     }
-    let role = ffi::calling_role();
-    let mapped = db::select(
-        c,
-        "SELECT m.application_id, a.label FROM workflow.app_roles m JOIN workflow.applications a USING (application_id) WHERE m.role_oid = $1",
-        &[role.into()],
-    )
-    .next()
-    .map(|r| (r.int(1), r.text(2)));
+    let mapped = ffi::as_role(owner, || {
+        Spi::connect(|c| {
+            db::select(
+                c,
+                "SELECT m.application_id, a.label FROM workflow.app_roles m JOIN workflow.applications a \
+                 ON a.application_id OPERATOR(pg_catalog.=) m.application_id WHERE m.role_oid OPERATOR(pg_catalog.=) $1",
+                &[role.into()],
+            )
+            .next()
+            .map(|r| (r.int(1), r.text(2)))
+        })
+    });
     match mapped {
         Some((id, mapped_label)) => match label {
             Some(l) if l != mapped_label => Err(WfError::new(Code::Forbidden, "Forbidden: app ID mismatch")),
@@ -77,6 +98,18 @@ pub fn current_app(c: &SpiClient<'_>) -> WfResult<i32> {
         },
         None => Err(WfError::new(Code::Unauthorized, format!("role {} is not mapped to an application", ffi::role_name(role)))),
     }
+}
+
+fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
+    if let Some(id) = APP_IDS.with(|m| m.borrow().get(label).copied()) {
+        return Some(id);
+    }
+    let id =
+        db::select(c, "SELECT application_id FROM workflow.applications WHERE label OPERATOR(pg_catalog.=) $1", &[label.into()])
+            .next()
+            .map(|r| r.int(1))?;
+    APP_IDS.with(|m| m.borrow_mut().insert(label.to_owned(), id));
+    Some(id)
 }
 
 pub fn require_admin() -> WfResult<()> {
@@ -88,12 +121,10 @@ pub fn require_admin() -> WfResult<()> {
     }
 }
 
-/// The app id for row-level security: NULL (no rows) when the caller has none. Runs as the
-/// extension owner so that a policy evaluated for any role can read the role map.
-#[pg_extern(stable, parallel_safe, security_definer, name = "current_app_id")]
-#[search_path(pg_catalog, pg_temp)]
+/// The app id for row-level security: NULL (no rows) when the caller has none.
+#[pg_extern(stable, parallel_safe, name = "current_app_id")]
 fn current_app_id_sql() -> Option<i32> {
-    Spi::connect(|c| current_app(c).ok())
+    current_app().ok()
 }
 
 fn valid_label(label: &str) -> bool {

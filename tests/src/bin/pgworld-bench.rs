@@ -8,7 +8,29 @@ use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
+
+/// A connection with both workloads' statements prepared once, as the façade and any pooled
+/// client would do.
+struct Conn {
+    client: Client,
+    event: Statement,
+    raw: Statement,
+}
+
+async fn open(url: &str) -> Result<Conn> {
+    let client = connect(url).await?;
+    let event = client.prepare("SELECT workflow.event_create($1, '{}', $2)").await?;
+    let raw = client
+        .prepare("INSERT INTO bench_raw (run_id, slot, event_type, event_data) VALUES ($1, $2, 'step_completed', $3)")
+        .await?;
+    Ok(Conn { client, event, raw })
+}
+
+/// Distinguishes this invocation's run ids from earlier ones in the same database.
+static RUN_TAG: std::sync::LazyLock<u128> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+});
 
 struct Args {
     url: String,
@@ -41,14 +63,14 @@ fn args() -> Result<Args> {
 /// Returns operations per second, where `op` reports how many operations it completed.
 async fn drive<F, Fut>(url: &str, clients: usize, seconds: u64, op: F) -> Result<f64>
 where
-    F: Fn(Arc<Client>, usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(Arc<Conn>, usize, u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Result<u64>> + Send,
 {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for w in 0..clients {
-        let c = Arc::new(connect(url).await?);
+        let c = Arc::new(open(url).await?);
         let (done, stop, op) = (done.clone(), stop.clone(), op.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
@@ -69,16 +91,14 @@ where
     Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
 }
 
-async fn event(c: &Client, run: &str, body: serde_json::Value) -> Result<()> {
-    c.query_one("SELECT workflow.event_create($1, '{}', $2)", &[&run, &body])
-        .await
-        .with_context(|| format!("event_create {body}"))?;
+async fn event(c: &Conn, run: &str, body: serde_json::Value) -> Result<()> {
+    c.client.query_one(&c.event, &[&run, &body]).await.with_context(|| format!("event_create {body}"))?;
     Ok(())
 }
 
 /// run_created, run_started, step_created, step_started, step_completed, run_completed.
-async fn lifecycle(c: Arc<Client>, worker: usize, i: u64) -> Result<u64> {
-    let run = format!("wrun_b{worker}_{i}");
+async fn lifecycle(c: Arc<Conn>, worker: usize, i: u64) -> Result<u64> {
+    let run = format!("wrun_b{}_{worker}_{i}", *RUN_TAG);
     let input = json!({"$bytes": "ZGV2bAGSAQ=="});
     event(
         &c,
@@ -100,19 +120,15 @@ async fn lifecycle(c: Arc<Client>, worker: usize, i: u64) -> Result<u64> {
     Ok(6)
 }
 
-async fn raw_insert(c: Arc<Client>, worker: usize, i: u64) -> Result<u64> {
+async fn raw_insert(c: Arc<Conn>, worker: usize, i: u64) -> Result<u64> {
     let run = format!("raw_{worker}_{}", i / 6);
     let data = json!({"stepName": "step//add", "input": "ZGV2bAGSAQ=="});
-    c.execute(
-        "INSERT INTO bench_raw (run_id, slot, event_type, event_data) VALUES ($1, $2, 'step_completed', $3)",
-        &[&run, &((i % 6) as i64), &data],
-    )
-    .await?;
+    c.client.execute(&c.raw, &[&run, &((i % 6) as i64), &data]).await?;
     Ok(1)
 }
 
 /// Mean latency of `n` single-event appends (each its own transaction) on one run.
-async fn append_latency(c: &Client, run: &str, from: i64, n: i64) -> Result<f64> {
+async fn append_latency(c: &Conn, run: &str, from: i64, n: i64) -> Result<f64> {
     let start = Instant::now();
     for i in 0..n {
         let body = json!({"eventType": "wait_created", "correlationId": format!("lat_{from}_{i}"), "eventData": {"resumeAt": 0}});
@@ -146,24 +162,26 @@ async fn main() -> Result<()> {
     println!("{:<46} {:>10.0} events/s", "workflow.event_create (6-event run lifecycle)", events);
     println!("{:<46} {:>10.2}   (target >= 0.50)", "event_create / raw INSERT", events / raw);
 
-    let c = connect(&app_url).await?;
-    event(&c, "wrun_deep", json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "deep"}}))
+    let c = open(&app_url).await?;
+    let deep_run = format!("wrun_deep_{}", *RUN_TAG);
+    event(&c, &deep_run, json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "deep"}}))
         .await?;
-    event(&c, "wrun_deep", json!({"eventType": "run_started"})).await?;
+    event(&c, &deep_run, json!({"eventType": "run_started"})).await?;
     let sample = 500;
-    let shallow = append_latency(&c, "wrun_deep", 10, sample).await?;
+    let shallow = append_latency(&c, &deep_run, 10, sample).await?;
     let fill_from = 2 + sample;
     let fill_start = Instant::now();
-    c.batch_execute(&format!(
-        "DO $$ BEGIN FOR i IN {fill_from}..{} LOOP
-           PERFORM workflow.event_create('wrun_deep', '{{}}', jsonb_build_object('eventType', 'wait_created',
+    c.client
+        .batch_execute(&format!(
+            "DO $$ BEGIN FOR i IN {fill_from}..{} LOOP
+           PERFORM workflow.event_create('{deep_run}', '{{}}', jsonb_build_object('eventType', 'wait_created',
              'correlationId', 'fill_' || i, 'eventData', jsonb_build_object('resumeAt', 0)));
          END LOOP; END $$",
-        a.deep - 1
-    ))
-    .await?;
+            a.deep - 1
+        ))
+        .await?;
     let fill = fill_start.elapsed().as_secs_f64();
-    let deep = append_latency(&c, "wrun_deep", a.deep, sample).await?;
+    let deep = append_latency(&c, &deep_run, a.deep, sample).await?;
     println!("{:<46} {:>10.0} us  (events 11..{})", "append latency near event 10", shallow, 10 + sample);
     println!(
         "{:<46} {:>10.0} us  (events {}..{})",

@@ -49,7 +49,10 @@ async fn run() -> Result<()> {
 
 async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // Without a Ctrl-C handler, only SIGTERM can stop us: wait forever on this branch.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {

@@ -44,51 +44,51 @@ $rls$;
 -- function is re-planned on every call.
 CREATE FUNCTION event_create(run_id text, query jsonb DEFAULT '{}', body jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._event_create(run_id, query, body)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._event_create(run_id, query::text, body::text)); END $$;
 
 CREATE FUNCTION event_get(run_id text, event_id text, query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._event_get(run_id, event_id, query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._event_get(run_id, event_id, query::text)); END $$;
 
 CREATE FUNCTION events_list(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._events_list(run_id, query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._events_list(run_id, query::text)); END $$;
 
 CREATE FUNCTION events_by_correlation(query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._events_by_correlation(query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._events_by_correlation(query::text)); END $$;
 
 CREATE FUNCTION run_get(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._run_get(run_id, query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._run_get(run_id, query::text)); END $$;
 
 CREATE FUNCTION runs_list(query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._runs_list(query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._runs_list(query::text)); END $$;
 
 CREATE FUNCTION step_get(run_id text, step_id text, query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._step_get(run_id, step_id, query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._step_get(run_id, step_id, query::text)); END $$;
 
 CREATE FUNCTION steps_list(run_id text, query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._steps_list(run_id, query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._steps_list(run_id, query::text)); END $$;
 
 CREATE FUNCTION hook_get(hook_id text, query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._hook_get(hook_id, query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._hook_get(hook_id, query::text)); END $$;
 
 CREATE FUNCTION hook_get_by_token(token text, query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._hook_get_by_token(token, query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._hook_get_by_token(token, query::text)); END $$;
 
 CREATE FUNCTION hooks_list(query jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._hooks_list(query)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._hooks_list(query::text)); END $$;
 
 CREATE FUNCTION app_provision(body jsonb) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._app_provision(body)); END $$;
+AS $$ BEGIN RETURN workflow._ok(workflow._app_provision(body::text)); END $$;
 
 CREATE FUNCTION app_role_grant(app_label text, role_name text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp

@@ -225,6 +225,16 @@ fn opt_bounded_string(data: &Map<String, Value>, field: &str, max_chars: usize) 
     Ok(s)
 }
 
+/// Strings that end up in a btree key must stay well under its ~2.7 kB row limit.
+pub const MAX_INDEXED_BYTES: usize = 2048;
+
+fn check_indexed(field: &str, s: &str) -> WfResult<()> {
+    if s.len() > MAX_INDEXED_BYTES {
+        return Err(bad(format!("{field} must be at most {MAX_INDEXED_BYTES} bytes")));
+    }
+    Ok(())
+}
+
 fn required_nonempty(data: &Map<String, Value>, field: &str) -> WfResult<String> {
     match data.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
@@ -277,6 +287,11 @@ fn parse_bootstrap(data: &Map<String, Value>, require: bool) -> WfResult<Bootstr
         let nonempty = |f: &str| data.get(f).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
         (nonempty("deploymentId"), nonempty("workflowName"))
     };
+    for (field, v) in [("deploymentId", &deployment_id), ("workflowName", &workflow_name)] {
+        if let Some(v) = v {
+            check_indexed(field, v)?;
+        }
+    }
     let execution_context = match data.get("executionContext") {
         None | Some(Value::Null) => None,
         Some(v @ Value::Object(_)) => Some(v.clone()),
@@ -418,6 +433,7 @@ fn parse_body(t: EventType, data: &Map<String, Value>, has_data: bool) -> WfResu
             if token.chars().count() > 1024 {
                 return Err(bad("token must be at most 1024 characters"));
             }
+            check_indexed("token", &token)?;
             Body::HookCreated(NewHook {
                 token,
                 metadata: data.get("metadata").cloned(),

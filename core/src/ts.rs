@@ -37,8 +37,8 @@ pub fn parse_date(field: &str, v: &Value) -> WfResult<Micros> {
         }
         Value::Number(n) => {
             let ms = n.as_f64().filter(|f| f.is_finite()).ok_or_else(bad)?;
-            // PostgreSQL's timestamptz range ends in year 294276; keep far inside it.
-            if ms.abs() > 8.0e15 {
+            // Inside PostgreSQL's timestamptz range (4713 BC .. AD 294276), with a margin.
+            if !(-2.1e14..=8.0e15).contains(&ms) {
                 return Err(bad());
             }
             Ok((ms * 1000.0).round() as i64)
@@ -67,5 +67,7 @@ mod tests {
         assert!(parse_date("d", &json!("yesterday")).is_err());
         assert!(parse_date("d", &json!(true)).is_err());
         assert!(parse_date("d", &json!(1e300)).is_err());
+        assert!(parse_date("d", &json!(-8_000_000_000_000_000_i64)).is_err(), "before 4713 BC");
+        assert!(parse_date("d", &json!(-62_135_596_800_000_i64)).is_ok(), "year 1");
     }
 }

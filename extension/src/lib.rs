@@ -7,7 +7,7 @@
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use pgworld_core::WfResult;
+use pgworld_core::{WfError, WfResult};
 use serde_json::Value;
 
 mod db;
@@ -34,64 +34,70 @@ fn respond(result: WfResult<Value>) -> JsonB {
     JsonB(result.unwrap_or_else(|e| e.to_envelope()))
 }
 
+/// JSON arguments arrive as text (the wrappers cast them) so that a document serde cannot take,
+/// such as one nested deeper than 128 levels, is the caller's 400 rather than an internal error.
+fn arg(what: &str, text: &str) -> WfResult<Value> {
+    serde_json::from_str(text).map_err(|e| WfError::bad_request(format!("{what} is not acceptable JSON: {e}")))
+}
+
 #[pg_extern(volatile, parallel_unsafe, name = "_event_create")]
-fn event_create(run_id: &str, query: JsonB, body: JsonB) -> JsonB {
-    respond(events::event_create(run_id, &query.0, &body.0))
+fn event_create(run_id: &str, query: &str, body: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| arg("body", body).and_then(|b| events::event_create(run_id, &q, &b))))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_event_get")]
-fn event_get(run_id: &str, event_id: &str, query: JsonB) -> JsonB {
-    respond(reads::event_get(run_id, event_id, &query.0))
+fn event_get(run_id: &str, event_id: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::event_get(run_id, event_id, &q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_events_list")]
-fn events_list(run_id: &str, query: JsonB) -> JsonB {
-    respond(reads::events_list(run_id, &query.0))
+fn events_list(run_id: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::events_list(run_id, &q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_events_by_correlation")]
-fn events_by_correlation(query: JsonB) -> JsonB {
-    respond(reads::events_by_correlation(&query.0))
+fn events_by_correlation(query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::events_by_correlation(&q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_run_get")]
-fn run_get(run_id: &str, query: JsonB) -> JsonB {
-    respond(reads::run_get(run_id, &query.0))
+fn run_get(run_id: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::run_get(run_id, &q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_runs_list")]
-fn runs_list(query: JsonB) -> JsonB {
-    respond(reads::runs_list(&query.0))
+fn runs_list(query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::runs_list(&q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_step_get")]
-fn step_get(run_id: &str, step_id: &str, query: JsonB) -> JsonB {
-    respond(reads::step_get(run_id, step_id, &query.0))
+fn step_get(run_id: &str, step_id: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::step_get(run_id, step_id, &q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_steps_list")]
-fn steps_list(run_id: &str, query: JsonB) -> JsonB {
-    respond(reads::steps_list(run_id, &query.0))
+fn steps_list(run_id: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::steps_list(run_id, &q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_hook_get")]
-fn hook_get(hook_id: &str, query: JsonB) -> JsonB {
-    respond(reads::hook_get(hook_id, &query.0))
+fn hook_get(hook_id: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::hook_get(hook_id, &q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_hook_get_by_token")]
-fn hook_get_by_token(token: &str, query: JsonB) -> JsonB {
-    respond(reads::hook_get_by_token(token, &query.0))
+fn hook_get_by_token(token: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::hook_get_by_token(token, &q)))
 }
 
 #[pg_extern(stable, parallel_safe, name = "_hooks_list")]
-fn hooks_list(query: JsonB) -> JsonB {
-    respond(reads::hooks_list(&query.0))
+fn hooks_list(query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| reads::hooks_list(&q)))
 }
 
 #[pg_extern(volatile, parallel_unsafe, name = "_app_provision")]
-fn app_provision(body: JsonB) -> JsonB {
-    respond(tenancy::app_provision(&body.0))
+fn app_provision(body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| tenancy::app_provision(&b)))
 }
 
 /// Creates an app without the admin check: only the install script calls it (for `default`).

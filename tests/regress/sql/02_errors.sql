@@ -17,6 +17,11 @@ SELECT workflow.event_create('null', '{}', '{"eventType":"run_created","specVers
 SELECT workflow.event_create('wrun_e', '{}', '{"eventType":"attr_set","eventData":{"changes":[{"key":"$secret","value":"x"}],"writer":{"type":"workflow"}}}');
 SELECT workflow.runs_list('{"status":"sleeping"}');
 SELECT workflow.events_list('wrun_e', '{"limit":"0"}');
+-- Also 400, never an internal error: JSON nested past 128 levels, dates PostgreSQL cannot hold.
+SELECT workflow.event_create('wrun_e', '{}', ('{"eventType":"run_completed","eventData":{"output":' || repeat('[', 200) || repeat(']', 200) || '}}')::jsonb);
+\echo :LAST_ERROR_SQLSTATE
+SELECT workflow.event_create('wrun_e', '{}', '{"eventType":"wait_created","correlationId":"w9","eventData":{"resumeAt":-8000000000000000}}');
+\echo :LAST_ERROR_SQLSTATE
 
 -- 404
 SELECT workflow.event_create('wrun_nope', '{}', '{"eventType":"run_completed"}');

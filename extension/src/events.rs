@@ -5,7 +5,7 @@
 use crate::db::{self, json_datum, opt_ts_datum, ts_datum, Row};
 use crate::entities::*;
 use crate::{ffi, guc, quotas, tenancy};
-use pgrx::datum::JsonB;
+use pgrx::datum::{DatumWithOid, JsonB};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
 use pgworld_core::ids::MonotonicUlid;
@@ -68,11 +68,24 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
     );
     let locked =
         db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| (run_from(&r), r.get::<i64>(RUN_COL_COUNT + 1)));
-    let (run, max_events) = match locked {
-        Some((run, quota)) => (Some(run), quota.ok().flatten().unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN)),
-        None => (None, quotas::effective(c, app).max_events_per_run),
+    let (run, max_events, version_expired) = match locked {
+        Some((run, quota)) => (Some(run), quota.ok().flatten().unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), false),
+        None => {
+            // A run about to be created: its quota and its version's status in one statement.
+            let row = db::select(
+                c,
+                "SELECT (SELECT q.max_events_per_run FROM workflow.quotas q WHERE q.application_id = $1)::bigint, \
+                 EXISTS (SELECT 1 FROM workflow.deployment_versions v \
+                         WHERE v.application_id = $1 AND v.deployment_id = $2 AND v.status = 'expired')",
+                &[app.into(), needs.version.clone().into()],
+            )
+            .next()
+            .map(|r| (r.get::<i64>(1).ok().flatten(), r.boolean(2).unwrap_or(false)));
+            let (quota, expired) = row.unwrap_or((None, false));
+            (None, quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), expired)
+        }
     };
-    let mut state = State { max_events_per_run: max_events, ..State::default() };
+    let mut state = State { max_events_per_run: max_events, version_expired, ..State::default() };
     let corr = req.correlation_id.clone().unwrap_or_default();
     let key = [app.into(), run_id.into(), corr.as_str().into()];
     if run.is_some() {
@@ -113,12 +126,6 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
             state.prior_resume =
                 db::select(c, &sql, &[app.into(), run_id.into(), resume_id.as_str().into()]).next().map(|r| event_from(&r));
         }
-    } else if let Some(version) = &needs.version {
-        state.version_expired = db::exists(
-            c,
-            "SELECT 1 FROM workflow.deployment_versions WHERE application_id = $1 AND deployment_id = $2 AND status = 'expired'",
-            &[app.into(), version.as_str().into()],
-        );
     }
     state.run = run;
     state
@@ -152,40 +159,38 @@ fn apply(c: &mut SpiClient<'_>, app: i32, req: &CreateRequest, state: &State, pl
         ChildWrite::Wait(Write::Update(w)) => update_wait(c, app, w),
         ChildWrite::Hook(Write::Insert(_)) | ChildWrite::None => {}
     }
-    match &plan.run {
-        RunWrite::Update(run) => update_run(c, app, run, count_after),
-        RunWrite::None if !plan.events.is_empty() => {
-            db::update(
-                c,
-                "UPDATE workflow.runs SET event_count = $3 WHERE application_id = $1 AND run_id = $2",
-                &[app.into(), run_id.into(), count_after.into()],
-            );
-        }
-        RunWrite::None | RunWrite::Insert(_) => {}
+    if let RunWrite::Update(run) = &plan.run {
+        update_run(c, app, run, count_after);
     }
+    // When only the event count moves, the first append carries the bump (one statement less).
+    let bump_with_first = matches!(plan.run, RunWrite::None);
     let mut appended = Vec::with_capacity(plan.events.len());
     for (i, e) in plan.events.iter().enumerate() {
         let slot = before + i as i64 + 1;
-        let seq = db::update(
-            c,
+        let sql = if i == 0 && bump_with_first {
+            "WITH bump AS (UPDATE workflow.runs SET event_count = $11 WHERE application_id = $1 AND run_id = $2) \
+             INSERT INTO workflow.events (application_id, run_id, slot, event_type, correlation_id, event_data, spec_version, \
+             created_at, resume_id, resume_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq"
+        } else {
             "INSERT INTO workflow.events (application_id, run_id, slot, event_type, correlation_id, event_data, spec_version, \
-             created_at, resume_id, resume_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
-            &[
-                app.into(),
-                run_id.into(),
-                slot.into(),
-                e.event_type.as_str().into(),
-                e.correlation_id.clone().into(),
-                e.event_data.clone().map(|m| JsonB(Value::Object(m))).into(),
-                e.spec_version.into(),
-                ts_datum(ctx.now).into(),
-                e.resume_id.clone().into(),
-                e.resume_digest.clone().into(),
-            ],
-        )
-        .next()
-        .map(|r| r.bigint(1))
-        .unwrap_or_default();
+             created_at, resume_id, resume_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq"
+        };
+        let mut args: Vec<DatumWithOid<'_>> = vec![
+            app.into(),
+            run_id.into(),
+            slot.into(),
+            e.event_type.as_str().into(),
+            e.correlation_id.clone().into(),
+            e.event_data.clone().map(|m| JsonB(Value::Object(m))).into(),
+            e.spec_version.into(),
+            ts_datum(ctx.now).into(),
+            e.resume_id.clone().into(),
+            e.resume_digest.clone().into(),
+        ];
+        if i == 0 && bump_with_first {
+            args.push(count_after.into());
+        }
+        let seq = db::update(c, sql, &args).next().map(|r| r.bigint(1)).unwrap_or_default();
         appended.push(Event {
             run_id: run_id.to_owned(),
             slot,
@@ -432,18 +437,16 @@ fn update_wait(c: &mut SpiClient<'_>, app: i32, w: &Wait) {
 }
 
 /// Run termination effects (events.md §7): hooks disposed (tokens freed), waits completed,
-/// the run's active-run slot released. No events are written for these.
+/// the run's active-run slot released. No events are written for these. One statement: the
+/// data-modifying CTEs run whether or not anything reads them.
 fn terminate(c: &mut SpiClient<'_>, app: i32, run_id: &str, now: i64) {
-    let args = [app.into(), run_id.into(), ts_datum(now).into()];
     db::update(
         c,
-        "UPDATE workflow.hooks SET status = 'disposed', disposed_at = $3 WHERE application_id = $1 AND run_id = $2 AND status <> 'disposed'",
-        &args,
+        "WITH hooks AS (UPDATE workflow.hooks SET status = 'disposed', disposed_at = $3 \
+                        WHERE application_id = $1 AND run_id = $2 AND status <> 'disposed'), \
+              waits AS (UPDATE workflow.waits SET status = 'completed', completed_at = $3, updated_at = $3 \
+                        WHERE application_id = $1 AND run_id = $2 AND status = 'waiting') \
+         UPDATE workflow.run_counters SET active = active - 1 WHERE application_id = $1 AND shard = $4::smallint",
+        &[app.into(), run_id.into(), ts_datum(now).into(), quotas::release_shard().into()],
     );
-    db::update(
-        c,
-        "UPDATE workflow.waits SET status = 'completed', completed_at = $3, updated_at = $3 WHERE application_id = $1 AND run_id = $2 AND status = 'waiting'",
-        &args,
-    );
-    quotas::release_run(c, app);
 }

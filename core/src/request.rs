@@ -3,7 +3,7 @@
 
 use crate::attributes::{self, Change};
 use crate::error::{Code, WfError, WfResult};
-use crate::payload::{event_data_from_wire, Mode, Payload};
+use crate::payload::{event_data_from_wire, Mode};
 use crate::ts::{self, Micros};
 use serde_json::{Map, Value};
 
@@ -455,11 +455,6 @@ fn parse_body(t: EventType, data: &Map<String, Value>, has_data: bool) -> WfResu
             return Err(WfError::new(Code::EventNotCreatable, "event type hook_conflict cannot be created by clients"))
         }
     })
-}
-
-/// Reads a stored payload value back as a `Payload` (for callers that need bytes).
-pub fn stored_payload(v: &Value) -> Payload {
-    Payload::from_stored(v)
 }
 
 /// Page parameters shared by the list routes (http-api.md §1.8).

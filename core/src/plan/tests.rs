@@ -518,3 +518,110 @@ fn lookups_name_only_what_the_rules_read() {
     assert!(!lookups(&req(started())).run_payloads);
     assert_eq!(lookups(&req(attr_body(Some("a")))).attr_correlation.as_deref(), Some("a"));
 }
+
+/// A small deterministic generator (xorshift), so the test needs no extra crates and repeats.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+    fn value(&mut self, depth: u32) -> Value {
+        const KEYS: [&str; 16] = [
+            "eventType",
+            "correlationId",
+            "eventData",
+            "specVersion",
+            "stepName",
+            "input",
+            "token",
+            "resumeAt",
+            "retryAfter",
+            "deploymentId",
+            "workflowName",
+            "attributes",
+            "changes",
+            "writer",
+            "key",
+            "value",
+        ];
+        const TYPES: [&str; 20] = [
+            "run_created",
+            "run_started",
+            "run_completed",
+            "run_failed",
+            "run_cancelled",
+            "run_expired",
+            "attr_set",
+            "step_created",
+            "step_started",
+            "step_completed",
+            "step_failed",
+            "step_retrying",
+            "hook_created",
+            "hook_received",
+            "hook_disposed",
+            "wait_created",
+            "wait_completed",
+            "hook_conflict",
+            "noop",
+            "",
+        ];
+        match self.next() % if depth > 3 { 6 } else { 8 } {
+            0 => Value::Null,
+            1 => Value::Bool(self.next().is_multiple_of(2)),
+            2 => json!((self.next() % 2000) as i64 - 1000),
+            3 => json!(f64::from((self.next() % 1000) as u32) / 7.0),
+            4 => json!(self.pick(&TYPES)),
+            5 => json!("x".repeat((self.next() % 300) as usize)),
+            6 => Value::Array((0..self.next() % 4).map(|_| self.value(depth + 1)).collect()),
+            _ => {
+                let mut m = Map::new();
+                for _ in 0..self.next() % 6 {
+                    let k = self.pick(&KEYS).to_owned();
+                    let v = if k == "eventType" { json!(self.pick(&TYPES)) } else { self.value(depth + 1) };
+                    m.insert(k, v);
+                }
+                Value::Object(m)
+            }
+        }
+    }
+}
+
+/// Whatever a caller sends, the rules answer with a plan or a typed error: never a panic, which
+/// the extension would surface as an internal error.
+#[test]
+fn arbitrary_requests_never_panic() {
+    let mut g = Gen(0x5eed_1234_abcd_0001);
+    let states = [no_run(), with_run(RunStatus::Running), with_step(RunStatus::Completed, step(StepStatus::Running))];
+    for i in 0..20_000_u32 {
+        let mut body = g.value(0);
+        if i.is_multiple_of(2) {
+            if let Value::Object(m) = &mut body {
+                m.insert(
+                    "eventType".into(),
+                    json!(g.pick(&["run_created", "run_started", "step_started", "hook_created", "attr_set"])),
+                );
+            }
+        }
+        let query = if i.is_multiple_of(3) {
+            json!({"eventCount": g.value(2), "$payload": "envelope", "resumeId": g.value(3)})
+        } else {
+            json!({})
+        };
+        let path = if i.is_multiple_of(5) { "null" } else { "wrun_1" };
+        if let Ok(r) = parse_create(path, &query, &body) {
+            drop(lookups(&r));
+            for s in &states {
+                // Either outcome is fine; reaching here without a panic is the property.
+                drop(plan(&r, s, &ctx()));
+            }
+        }
+    }
+}

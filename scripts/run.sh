@@ -34,6 +34,25 @@ Stop everything:  ./pgw stop
 MSG
 }
 
+# Until a version is released with upgrade scripts, the install script of a version can still
+# change under the same version number. Old SQL objects over a newer library can crash a
+# backend, so a changed script recreates the extension (dropping this local database's runs).
+refresh_prerelease_extension() {
+  local version script stamp="$RUN_DIR/extension.sha256" now before
+  version=$(awk -F"'" '/^default_version/ {print $2}' "$($PG_BIN/pg_config --sharedir)/extension/pgworld.control")
+  script="$($PG_BIN/pg_config --sharedir)/extension/pgworld--$version.sql"
+  now=$(sha256sum <"$script" | cut -d' ' -f1)
+  before=$(cat "$stamp" 2>/dev/null || true)
+  # No stamp but an installed extension: made before stamps existed, so assume it changed.
+  if [[ $before != "$now" ]] &&
+    psql_at "$PG_PORT" pgworld -tAc "SELECT 1 FROM pg_extension WHERE extname = 'pgworld'" | grep -q 1; then
+    printf '\033[1;33mwarning:\033[0m the pgworld %s install script changed since this database was set up;\n' "$version"
+    printf '         recreating the extension (local runs and events are dropped).\n'
+    psql_at "$PG_PORT" pgworld -c "DROP EXTENSION pgworld CASCADE"
+  fi
+  echo "$now" >"$stamp"
+}
+
 main() {
   mkdir -p "$RUN_DIR"
   if dispatcher_up && as_pg "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
@@ -49,6 +68,7 @@ main() {
   if ! psql_at "$PG_PORT" postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'pgworld'" | grep -q 1; then
     psql_at "$PG_PORT" postgres -c "CREATE DATABASE pgworld"
   fi
+  refresh_prerelease_extension
   psql_at "$PG_PORT" pgworld <<'SQL'
 CREATE EXTENSION IF NOT EXISTS pgworld;
 DO $$ BEGIN

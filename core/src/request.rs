@@ -34,6 +34,36 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every type pgworld knows, `hook_conflict` (server-written) included.
+    pub const ALL: [EventType; 18] = {
+        use EventType::*;
+        [
+            RunCreated,
+            RunStarted,
+            RunCompleted,
+            RunFailed,
+            RunCancelled,
+            RunExpired,
+            AttrSet,
+            StepCreated,
+            StepStarted,
+            StepCompleted,
+            StepFailed,
+            StepRetrying,
+            HookCreated,
+            HookReceived,
+            HookDisposed,
+            WaitCreated,
+            WaitCompleted,
+            HookConflict,
+        ]
+    };
+
+    /// Step, hook and wait events address their entity by correlationId.
+    pub fn needs_correlation(self) -> bool {
+        !self.is_run_event() && self != EventType::AttrSet && self != EventType::HookConflict
+    }
+
     pub fn as_str(self) -> &'static str {
         use EventType::*;
         match self {
@@ -60,30 +90,10 @@ impl EventType {
 
     /// Client-creatable types; `hook_conflict` and `noop` are recognised but refused.
     fn parse_creatable(s: &str) -> WfResult<Self> {
-        use EventType::*;
-        Ok(match s {
-            "run_created" => RunCreated,
-            "run_started" => RunStarted,
-            "run_completed" => RunCompleted,
-            "run_failed" => RunFailed,
-            "run_cancelled" => RunCancelled,
-            "run_expired" => RunExpired,
-            "attr_set" => AttrSet,
-            "step_created" => StepCreated,
-            "step_started" => StepStarted,
-            "step_completed" => StepCompleted,
-            "step_failed" => StepFailed,
-            "step_retrying" => StepRetrying,
-            "hook_created" => HookCreated,
-            "hook_received" => HookReceived,
-            "hook_disposed" => HookDisposed,
-            "wait_created" => WaitCreated,
-            "wait_completed" => WaitCompleted,
-            "hook_conflict" | "noop" => {
-                return Err(WfError::new(Code::EventNotCreatable, format!("event type {s} cannot be created by clients")))
-            }
-            other => return Err(WfError::bad_request(format!("unknown event type: {other}"))),
-        })
+        if s == "hook_conflict" || s == "noop" {
+            return Err(WfError::new(Code::EventNotCreatable, format!("event type {s} cannot be created by clients")));
+        }
+        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| WfError::bad_request(format!("unknown event type: {s}")))
     }
 
     pub fn is_run_event(self) -> bool {
@@ -342,8 +352,7 @@ pub fn parse_create(path_run_id: &str, query: &Value, body: &Value) -> WfResult<
         Some(path_run_id.to_owned())
     };
     let correlation_id = opt_bounded_string(body_obj, "correlationId", MAX_CORRELATION_ID)?;
-    let needs_correlation = !event_type.is_run_event() && event_type != EventType::AttrSet;
-    if needs_correlation && correlation_id.as_deref().is_none_or(str::is_empty) {
+    if event_type.needs_correlation() && correlation_id.as_deref().is_none_or(str::is_empty) {
         return Err(bad(format!("correlationId is required for {}", event_type.as_str())));
     }
     let spec_version = match body_obj.get("specVersion") {

@@ -532,6 +532,16 @@ impl Gen {
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
         xs[(self.next() % xs.len() as u64) as usize]
     }
+    /// Any known type, or one of the names clients must not or cannot send.
+    fn event_type(&mut self) -> &'static str {
+        let n = EventType::ALL.len() as u64 + 2;
+        match self.next() % n {
+            i if (i as usize) < EventType::ALL.len() => EventType::ALL[i as usize].as_str(),
+            i if i == n - 2 => "noop",
+            _ => "",
+        }
+    }
+
     fn value(&mut self, depth: u32) -> Value {
         const KEYS: [&str; 16] = [
             "eventType",
@@ -551,41 +561,19 @@ impl Gen {
             "key",
             "value",
         ];
-        const TYPES: [&str; 20] = [
-            "run_created",
-            "run_started",
-            "run_completed",
-            "run_failed",
-            "run_cancelled",
-            "run_expired",
-            "attr_set",
-            "step_created",
-            "step_started",
-            "step_completed",
-            "step_failed",
-            "step_retrying",
-            "hook_created",
-            "hook_received",
-            "hook_disposed",
-            "wait_created",
-            "wait_completed",
-            "hook_conflict",
-            "noop",
-            "",
-        ];
         match self.next() % if depth > 3 { 6 } else { 8 } {
             0 => Value::Null,
             1 => Value::Bool(self.next().is_multiple_of(2)),
             2 => json!((self.next() % 2000) as i64 - 1000),
             3 => json!(f64::from((self.next() % 1000) as u32) / 7.0),
-            4 => json!(self.pick(&TYPES)),
+            4 => json!(self.event_type()),
             5 => json!("x".repeat((self.next() % 300) as usize)),
             6 => Value::Array((0..self.next() % 4).map(|_| self.value(depth + 1)).collect()),
             _ => {
                 let mut m = Map::new();
                 for _ in 0..self.next() % 6 {
                     let k = self.pick(&KEYS).to_owned();
-                    let v = if k == "eventType" { json!(self.pick(&TYPES)) } else { self.value(depth + 1) };
+                    let v = if k == "eventType" { json!(self.event_type()) } else { self.value(depth + 1) };
                     m.insert(k, v);
                 }
                 Value::Object(m)

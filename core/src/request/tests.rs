@@ -56,18 +56,8 @@ fn path_null_is_only_for_run_created() {
 
 #[test]
 fn correlation_id_rules() {
-    for t in [
-        "step_created",
-        "step_started",
-        "step_completed",
-        "step_failed",
-        "step_retrying",
-        "hook_created",
-        "hook_received",
-        "hook_disposed",
-        "wait_created",
-        "wait_completed",
-    ] {
+    assert_eq!(EventType::ALL.iter().filter(|t| t.needs_correlation()).count(), 10);
+    for t in EventType::ALL.into_iter().filter(|t| t.needs_correlation()).map(EventType::as_str) {
         let (status, msg) = error("r", json!({}), json!({"eventType": t}));
         assert_eq!((status, msg), (400, format!("correlationId is required for {t}")));
     }

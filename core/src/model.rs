@@ -6,16 +6,9 @@ use serde_json::{Map, Value};
 
 macro_rules! status_enum {
     ($name:ident { $($variant:ident => $text:literal),+ $(,)? } terminal: [$($term:ident),*]) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $($variant),+ }
+        text_enum!($name { $($variant => $text),+ });
 
         impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
             pub fn is_terminal(self) -> bool {
                 matches!(self, $($name::$term)|*)
             }

@@ -11,81 +11,22 @@ pub const MAX_CORRELATION_ID: usize = 256;
 pub const MAX_RUN_ID: usize = 256;
 pub const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    RunCreated,
-    RunStarted,
-    RunCompleted,
-    RunFailed,
-    RunCancelled,
-    RunExpired,
-    AttrSet,
-    StepCreated,
-    StepStarted,
-    StepCompleted,
-    StepFailed,
-    StepRetrying,
-    HookCreated,
-    HookReceived,
-    HookDisposed,
-    WaitCreated,
-    WaitCompleted,
-    HookConflict,
-}
+text_enum!(
+    /// Every event type pgworld knows, `hook_conflict` (written only by the server) included.
+    EventType {
+        RunCreated => "run_created", RunStarted => "run_started", RunCompleted => "run_completed",
+        RunFailed => "run_failed", RunCancelled => "run_cancelled", RunExpired => "run_expired",
+        AttrSet => "attr_set", StepCreated => "step_created", StepStarted => "step_started",
+        StepCompleted => "step_completed", StepFailed => "step_failed", StepRetrying => "step_retrying",
+        HookCreated => "hook_created", HookReceived => "hook_received", HookDisposed => "hook_disposed",
+        WaitCreated => "wait_created", WaitCompleted => "wait_completed", HookConflict => "hook_conflict",
+    }
+);
 
 impl EventType {
-    /// Every type pgworld knows, `hook_conflict` (server-written) included.
-    pub const ALL: [EventType; 18] = {
-        use EventType::*;
-        [
-            RunCreated,
-            RunStarted,
-            RunCompleted,
-            RunFailed,
-            RunCancelled,
-            RunExpired,
-            AttrSet,
-            StepCreated,
-            StepStarted,
-            StepCompleted,
-            StepFailed,
-            StepRetrying,
-            HookCreated,
-            HookReceived,
-            HookDisposed,
-            WaitCreated,
-            WaitCompleted,
-            HookConflict,
-        ]
-    };
-
     /// Step, hook and wait events address their entity by correlationId.
     pub fn needs_correlation(self) -> bool {
         !self.is_run_event() && self != EventType::AttrSet && self != EventType::HookConflict
-    }
-
-    pub fn as_str(self) -> &'static str {
-        use EventType::*;
-        match self {
-            RunCreated => "run_created",
-            RunStarted => "run_started",
-            RunCompleted => "run_completed",
-            RunFailed => "run_failed",
-            RunCancelled => "run_cancelled",
-            RunExpired => "run_expired",
-            AttrSet => "attr_set",
-            StepCreated => "step_created",
-            StepStarted => "step_started",
-            StepCompleted => "step_completed",
-            StepFailed => "step_failed",
-            StepRetrying => "step_retrying",
-            HookCreated => "hook_created",
-            HookReceived => "hook_received",
-            HookDisposed => "hook_disposed",
-            WaitCreated => "wait_created",
-            WaitCompleted => "wait_completed",
-            HookConflict => "hook_conflict",
-        }
     }
 
     /// Client-creatable types; `hook_conflict` and `noop` are recognised but refused.
@@ -93,7 +34,7 @@ impl EventType {
         if s == "hook_conflict" || s == "noop" {
             return Err(WfError::new(Code::EventNotCreatable, format!("event type {s} cannot be created by clients")));
         }
-        Self::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| WfError::bad_request(format!("unknown event type: {s}")))
+        Self::parse(s).ok_or_else(|| WfError::bad_request(format!("unknown event type: {s}")))
     }
 
     pub fn is_run_event(self) -> bool {

@@ -179,7 +179,7 @@ pub fn app_role_grant(app_label: &str, role: &str) -> WfResult<Value> {
         let app = lookup_label(c, app_label).ok_or_else(|| app_not_found(app_label))?;
         let role_c = std::ffi::CString::new(role).map_err(|_| WfError::bad_request("role name is invalid"))?;
         let oid = ffi::role_oid(&role_c).ok_or_else(|| WfError::bad_request(format!("role {role} does not exist")))?;
-        let client = ffi::role_oid(c"pgworld_client").or_internal_opt("role pgworld_client");
+        let client = ffi::role_oid(c"pgworld_client").ok_or("missing").or_internal("role pgworld_client");
         if !ffi::has_privs_of_role(oid, client) {
             return Err(WfError::bad_request(format!("role {role} must be a member of pgworld_client")));
         }
@@ -203,14 +203,4 @@ pub fn app_role_revoke(role: &str) -> WfResult<Value> {
         };
         Ok(json!({"role": role, "revoked": revoked}))
     })
-}
-
-trait OrInternalOpt<T> {
-    fn or_internal_opt(self, what: &str) -> T;
-}
-
-impl<T> OrInternalOpt<T> for Option<T> {
-    fn or_internal_opt(self, what: &str) -> T {
-        self.ok_or("missing").or_internal(what)
-    }
 }

@@ -64,6 +64,15 @@ impl TestDb {
         connect(&with_user(&self.url, role)).await
     }
 
+    /// Creates another app (as an admin would).
+    pub async fn provision(&self, app: &str) -> Result<()> {
+        let su = self.superuser().await?;
+        call(&su, "SELECT workflow.app_provision($1)", &[&serde_json::json!({"appId": app})])
+            .await?
+            .map_err(|e| anyhow!("provisioning {app} failed: {e:?}"))?;
+        Ok(())
+    }
+
     /// A superuser session with no app selected, for setup and for checking raw tables.
     pub async fn superuser(&self) -> Result<Client> {
         connect(&self.url).await

@@ -20,8 +20,7 @@ async fn client_role(db: &TestDb, name: &str, app: &str) -> Result<()> {
 #[tokio::test]
 async fn app_roles_see_only_their_own_app() -> Result<()> {
     let db = TestDb::new().await?;
-    let su = db.superuser().await?;
-    call(&su, "SELECT workflow.app_provision($1)", &[&json!({"appId": "b"})]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    db.provision("b").await?;
     let (ra, rb) = (role("ra", &db), role("rb", &db));
     client_role(&db, &ra, "default").await?;
     client_role(&db, &rb, "b").await?;
@@ -63,7 +62,7 @@ async fn app_roles_see_only_their_own_app() -> Result<()> {
 async fn row_level_security_itself_hides_other_apps_rows() -> Result<()> {
     let db = TestDb::new().await?;
     let su = db.superuser().await?;
-    call(&su, "SELECT workflow.app_provision($1)", &[&json!({"appId": "b"})]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    db.provision("b").await?;
     let ra = role("rls", &db);
     client_role(&db, &ra, "default").await?;
     let sa = db.session("default").await?;
@@ -115,8 +114,7 @@ async fn unmapped_roles_and_unset_apps_are_unauthorized() -> Result<()> {
 #[tokio::test]
 async fn hook_tokens_are_unique_per_app_not_globally() -> Result<()> {
     let db = TestDb::new().await?;
-    let su = db.superuser().await?;
-    call(&su, "SELECT workflow.app_provision($1)", &[&json!({"appId": "b"})]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    db.provision("b").await?;
     let a = db.session("default").await?;
     let b = db.session("b").await?;
     create_run(&a, "wrun_1").await?;

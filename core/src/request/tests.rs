@@ -57,7 +57,7 @@ fn path_null_is_only_for_run_created() {
 #[test]
 fn correlation_id_rules() {
     assert_eq!(EventType::ALL.iter().filter(|t| t.needs_correlation()).count(), 10);
-    for t in EventType::ALL.into_iter().filter(|t| t.needs_correlation()).map(EventType::as_str) {
+    for t in EventType::ALL.iter().filter(|t| t.needs_correlation()).map(|t| t.as_str()) {
         let (status, msg) = error("r", json!({}), json!({"eventType": t}));
         assert_eq!((status, msg), (400, format!("correlationId is required for {t}")));
     }

@@ -28,7 +28,8 @@ DECLARE
   t text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['app_secrets', 'quotas', 'run_counters', 'deployment_versions',
-                           'runs', 'events', 'steps', 'hooks', 'waits'] LOOP
+                           'runs', 'events', 'steps', 'hooks', 'waits', 'handlers',
+                           'messages', 'message_bodies', 'queue_rate'] LOOP
     EXECUTE format('ALTER TABLE workflow.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE workflow.%I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format('CREATE POLICY tenant_isolation ON workflow.%I
@@ -128,6 +129,17 @@ GRANT EXECUTE ON FUNCTION
 TO pgworld_service, pgworld_client;
 GRANT EXECUTE ON FUNCTION app_provision(jsonb), app_role_grant(text, text), app_role_revoke(text)
 TO pgworld_service, pgworld_admin;
+GRANT EXECUTE ON FUNCTION
+  queue_enqueue(jsonb, jsonb), queue_enqueue_cbor(jsonb, bytea), dead_letters_list(jsonb), dead_letter_retry(text),
+  handler_register(jsonb), handler_deregister(text)
+TO pgworld_service, pgworld_client;
+-- Admin routes: the functions check the admin identity themselves (workflow.admin for the service).
+GRANT EXECUTE ON FUNCTION version_status(text), version_expire(text), version_notify(jsonb), quotas_get(), quotas_put(jsonb)
+TO pgworld_service, pgworld_admin;
+GRANT EXECUTE ON FUNCTION
+  dispatch_claim(text, integer, double precision), dispatch_renew(uuid[], double precision), dispatch_complete(uuid, jsonb),
+  dispatch_delivered(uuid[]), dispatch_next_due(), maint_run(), maint_reap_orphans(integer)
+TO pgworld_service;
 
 -- Every installation starts with the single-tenant app.
 SELECT workflow._ok(workflow._app_create('default'));

@@ -179,3 +179,88 @@ CREATE TABLE waits (
     PRIMARY KEY (application_id, run_id, wait_id)
 );
 CREATE INDEX waits_waiting_idx ON waits (application_id, run_id) WHERE status = 'waiting';
+
+-- Handlers: which pods (or services) serve a deployment version of an app (queue.md §6).
+CREATE TABLE handlers (
+    application_id     integer NOT NULL REFERENCES applications,
+    pod_id             text NOT NULL,
+    deployment_version text NOT NULL,
+    service_scoped     boolean NOT NULL DEFAULT false,
+    workflow_url       text NOT NULL,
+    step_url           text NOT NULL,
+    webhook_url        text NOT NULL,
+    registered_at      timestamptz NOT NULL DEFAULT now(),
+    last_seen          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (application_id, pod_id)
+);
+CREATE INDEX handlers_version_idx ON handlers (application_id, deployment_version);
+
+-- The queue's hot table: one narrow row per message, updated on every state change. Payloads
+-- live in message_bodies so these updates never copy them. Finished rows (delivered, dead) fall
+-- out of every partial index the dispatcher reads, so they never slow a claim.
+CREATE TABLE messages (
+    id                   bigint GENERATED ALWAYS AS IDENTITY,
+    application_id       integer NOT NULL,
+    state                text NOT NULL
+                         CHECK (state IN ('pending', 'deferred', 'leased', 'retrying', 'delivered', 'dead')),
+    kind                 text NOT NULL CHECK (kind IN ('workflow', 'step', 'other')),
+    queue_name           text NOT NULL,
+    run_id               text NOT NULL DEFAULT '',
+    deployment_version   text NOT NULL DEFAULT '',
+    available_at         timestamptz NOT NULL,
+    attempts             integer NOT NULL DEFAULT 0,
+    lease_id             uuid,
+    lease_owner          text,
+    lease_expires_at     timestamptz,
+    unroutable_since     timestamptz,
+    created_at           timestamptz NOT NULL,
+    updated_at           timestamptz NOT NULL,
+    delivered_at         timestamptz,
+    dead_at              timestamptz,
+    failure_finalized_at timestamptz,
+    PRIMARY KEY (id)
+) WITH (fillfactor = 70);
+COMMENT ON TABLE messages IS 'Queue messages (queue.md). Public id msg_<id>; bodies in message_bodies.';
+-- The claim path: queued messages in due order, unroutable ones set aside by maintenance.
+CREATE INDEX messages_due_idx ON messages (available_at, id)
+    WHERE state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NULL;
+CREATE INDEX messages_unroutable_idx ON messages (application_id, deployment_version)
+    WHERE state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NOT NULL;
+CREATE UNIQUE INDEX messages_lease_idx ON messages (lease_id) WHERE state = 'leased';
+CREATE INDEX messages_lease_expiry_idx ON messages (lease_expires_at) WHERE state = 'leased';
+-- Draining counts and force-expire: the live messages of one version.
+CREATE INDEX messages_live_version_idx ON messages (application_id, deployment_version)
+    WHERE state IN ('pending', 'deferred', 'retrying', 'leased');
+-- Orphan detection and run actions: every message of a run (its last activity counts).
+CREATE INDEX messages_run_idx ON messages (application_id, run_id, updated_at);
+CREATE INDEX messages_dead_idx ON messages (application_id, id DESC) WHERE state = 'dead';
+CREATE INDEX messages_retention_idx ON messages (updated_at) WHERE state IN ('delivered', 'dead');
+
+-- Cold columns of a message: written once at enqueue, read at claim and by dead-letter listings.
+CREATE TABLE message_bodies (
+    id              bigint PRIMARY KEY,
+    application_id  integer NOT NULL,
+    encoding        text NOT NULL CHECK (encoding IN ('json', 'cbor')),
+    body_json       jsonb,
+    body_cbor       bytea,
+    headers         jsonb,
+    idempotency_key text,
+    step_id         text,
+    health_check    boolean NOT NULL DEFAULT false,
+    namespace       text,
+    last_failure    jsonb,
+    CHECK ((encoding = 'json') = (body_json IS NOT NULL) AND (encoding = 'cbor') = (body_cbor IS NOT NULL))
+);
+-- Idempotency keys are unique per app among stored messages (either encoding).
+CREATE UNIQUE INDEX message_bodies_idempotency_idx ON message_bodies (application_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
+-- Accepted enqueues per app and clock minute, spread over shards so concurrent enqueuers do not
+-- serialize on one row (queue.md §12).
+CREATE TABLE queue_rate (
+    application_id integer NOT NULL,
+    window_start   timestamptz NOT NULL,
+    shard          smallint NOT NULL,
+    accepted       integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (application_id, window_start, shard)
+);

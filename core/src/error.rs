@@ -35,6 +35,12 @@ pub enum Code {
     TooEarly,
     RunQuota,
     EventQuota,
+    MessageNotFound,
+    DuplicateIdempotencyKey,
+    MessageNotRetryable,
+    /// `versions/notify` trying to move an expired version back (409, same symbol as the 410).
+    VersionStillExpired,
+    QueueRate,
 }
 
 impl Code {
@@ -44,13 +50,24 @@ impl Code {
             BadRequest | SpecUnsupported | AttributeInvalid | EventNotCreatable => 400,
             Unauthorized => 401,
             Forbidden => 403,
-            AppNotFound | RunNotFound | StepNotFound | HookNotFound | WaitNotFound | EventNotFound => 404,
-            RunExists | RunTerminal | StepExists | StepTerminal | HookExists | HookDisposed | WaitExists | WaitCompleted
-            | AttrDuplicate | ResumeConflict => 409,
+            AppNotFound | RunNotFound | StepNotFound | HookNotFound | WaitNotFound | EventNotFound | MessageNotFound => 404,
+            RunExists
+            | RunTerminal
+            | StepExists
+            | StepTerminal
+            | HookExists
+            | HookDisposed
+            | WaitExists
+            | WaitCompleted
+            | AttrDuplicate
+            | ResumeConflict
+            | DuplicateIdempotencyKey
+            | MessageNotRetryable
+            | VersionStillExpired => 409,
             RunExpired | VersionExpired => 410,
             PayloadTooLarge => 413,
             TooEarly => 425,
-            RunQuota | EventQuota => 429,
+            RunQuota | EventQuota | QueueRate => 429,
         }
     }
 
@@ -80,11 +97,15 @@ impl Code {
             AttrDuplicate => "WF_ATTR_DUPLICATE",
             ResumeConflict => "WF_RESUME_CONFLICT",
             RunExpired => "WF_RUN_EXPIRED",
-            VersionExpired => "WF_VERSION_EXPIRED",
+            VersionExpired | VersionStillExpired => "WF_VERSION_EXPIRED",
             PayloadTooLarge => "WF_PAYLOAD_TOO_LARGE",
             TooEarly => "WF_TOO_EARLY",
             RunQuota => "WF_RUN_QUOTA",
             EventQuota => "WF_EVENT_QUOTA",
+            MessageNotFound => "WF_MESSAGE_NOT_FOUND",
+            DuplicateIdempotencyKey => "WF_DUPLICATE_IDEMPOTENCY_KEY",
+            MessageNotRetryable => "WF_MESSAGE_NOT_RETRYABLE",
+            QueueRate => "WF_QUEUE_RATE",
         }
     }
 }

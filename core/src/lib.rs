@@ -25,11 +25,13 @@ macro_rules! text_enum {
 }
 
 pub mod attributes;
+pub mod cbor;
 pub mod error;
 pub mod ids;
 pub mod model;
 pub mod payload;
 pub mod plan;
+pub mod queue;
 pub mod render;
 pub mod request;
 pub mod ts;

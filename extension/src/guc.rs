@@ -8,6 +8,11 @@ pub static ADMIN: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static MAX_SPEC_VERSION: GucSetting<i32> = GucSetting::<i32>::new(7);
 pub static DEFAULT_SPEC_VERSION: GucSetting<i32> = GucSetting::<i32>::new(6);
 pub static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Durations in seconds (lifecycle.md §6); the unit lets `SET workflow.orphan_timeout = '15min'` work.
+pub static ORPHAN_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
+pub static UNROUTABLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60 * 60);
+pub static DELIVERED_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(24 * 60 * 60);
+pub static DEAD_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60 * 60);
 
 /// Lowest run specVersion pgworld accepts.
 pub const MIN_SPEC_VERSION: i32 = 2;
@@ -57,6 +62,24 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    define_seconds(
+        c"workflow.orphan_timeout",
+        c"Idle time before an orphaned running run is failed; 0 disables.",
+        &ORPHAN_TIMEOUT,
+        0,
+    );
+    define_seconds(
+        c"workflow.unroutable_timeout",
+        c"How long a due message may wait for a handler of its version before it goes dead.",
+        &UNROUTABLE_TIMEOUT,
+        1,
+    );
+    define_seconds(c"workflow.delivered_retention", c"Delivered messages older than this are deleted.", &DELIVERED_RETENTION, 0);
+    define_seconds(c"workflow.dead_retention", c"Dead letters older than this are deleted.", &DEAD_RETENTION, 0);
+}
+
+fn define_seconds(name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, setting: &'static GucSetting<i32>, min: i32) {
+    GucRegistry::define_int_guc(name, short, c"", setting, min, i32::MAX, GucContext::Suset, GucFlags::UNIT_S);
 }
 
 /// `workflow.app_id`, or None when unset or empty.

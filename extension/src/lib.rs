@@ -11,17 +11,22 @@ use pgworld_core::{WfError, WfResult};
 use serde_json::Value;
 
 mod db;
+mod dispatch;
 mod entities;
 mod events;
 mod ffi;
 mod guc;
+mod maint;
+mod queue;
 mod quotas;
 mod reads;
 mod tenancy;
+mod versions;
 
 ::pgrx::pg_module_magic!();
 
 extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../../sql/queue.sql", name = "queue", requires = ["schema"]);
 extension_sql_file!("../../sql/api.sql", name = "api", finalize);
 
 #[pg_guard]
@@ -30,13 +35,13 @@ pub extern "C-unwind" fn _PG_init() {
 }
 
 /// The response, or `{"$error": …}` for the wrapper to raise.
-fn respond(result: WfResult<Value>) -> JsonB {
+pub(crate) fn respond(result: WfResult<Value>) -> JsonB {
     JsonB(result.unwrap_or_else(|e| e.to_envelope()))
 }
 
 /// JSON arguments arrive as text (the wrappers cast them) so that a document serde cannot take,
 /// such as one nested deeper than 128 levels, is the caller's 400 rather than an internal error.
-fn arg(what: &str, text: &str) -> WfResult<Value> {
+pub(crate) fn arg(what: &str, text: &str) -> WfResult<Value> {
     serde_json::from_str(text).map_err(|e| WfError::bad_request(format!("{what} is not acceptable JSON: {e}")))
 }
 
@@ -114,6 +119,72 @@ fn app_role_grant(app_label: &str, role: &str) -> JsonB {
 #[pg_extern(volatile, parallel_unsafe, name = "_app_role_revoke")]
 fn app_role_revoke(role: &str) -> JsonB {
     respond(tenancy::app_role_revoke(role))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_queue_enqueue")]
+fn queue_enqueue(query: &str, body: &str) -> JsonB {
+    respond(arg("query", query).and_then(|_| queue::enqueue(arg("body", body).and_then(|b| pgworld_core::queue::parse_json(&b)))))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_queue_enqueue_cbor")]
+fn queue_enqueue_cbor(query: &str, body: &[u8]) -> JsonB {
+    respond(arg("query", query).and_then(|_| queue::enqueue(pgworld_core::queue::parse_cbor(body))))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_dead_letters_list")]
+fn dead_letters_list(query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| queue::dead_letters_list(&q)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_dead_letter_retry")]
+fn dead_letter_retry(message_id: &str) -> JsonB {
+    respond(queue::dead_letter_retry(message_id))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_handler_register")]
+fn handler_register(body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| versions::handler_register(&b)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_handler_deregister")]
+fn handler_deregister(pod_id: &str) -> JsonB {
+    respond(versions::handler_deregister(pod_id))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_version_status")]
+fn version_status(deployment_id: &str) -> JsonB {
+    respond(versions::version_status(deployment_id))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_version_expire")]
+fn version_expire(deployment_id: &str) -> JsonB {
+    respond(versions::version_expire(deployment_id))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_version_notify")]
+fn version_notify(body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| versions::version_notify(&b)))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_quotas_get")]
+fn quotas_get() -> JsonB {
+    respond(versions::quotas_get())
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_quotas_put")]
+fn quotas_put(body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| versions::quotas_put(&b)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_maint_run")]
+fn maint_run() -> JsonB {
+    JsonB(maint::maint_run())
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_maint_reap_orphans")]
+fn maint_reap_orphans(limit: i32) -> i64 {
+    let limit = i64::from(limit.clamp(1, 10_000));
+    tenancy::with_cross_app(|| Spi::connect_mut(|c| maint::reap_orphans(c, limit) as i64))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -17,6 +17,21 @@ thread_local! {
     // Set only while an admin or maintenance function works across apps; read by the RLS policies.
     // It is backend memory, not a setting, so no client can turn it on.
     static CROSS_APP: Cell<bool> = const { Cell::new(false) };
+    // Set while pgworld itself acts for one app (a dead message failing its run, a version's
+    // runs being cancelled): the app then comes from here, not from the caller.
+    static ACTING_FOR: Cell<Option<i32>> = const { Cell::new(None) };
+}
+
+/// Runs `f` as app `app`, whoever the caller is; restored on return and on unwinding errors.
+pub fn acting_for<R>(app: i32, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<i32>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ACTING_FOR.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(ACTING_FOR.with(|c| c.replace(Some(app))));
+    f()
 }
 
 /// Lets the enclosed work touch any app's rows; restored on return and on unwinding errors.
@@ -40,7 +55,7 @@ fn role_has(name: &std::ffi::CStr) -> bool {
     ffi::role_oid(name).is_some_and(|r| ffi::has_privs_of_role(ffi::calling_role(), r))
 }
 
-fn app_not_found(label: &str) -> WfError {
+pub fn app_not_found(label: &str) -> WfError {
     WfError::new(Code::AppNotFound, format!("Application {label} not found"))
 }
 
@@ -60,6 +75,9 @@ thread_local! {
 /// Resolves the current app: trusted service callers name it in `workflow.app_id`; other roles
 /// are bound to one app by `workflow.app_role_grant`.
 pub fn current_app() -> WfResult<i32> {
+    if let Some(app) = ACTING_FOR.with(Cell::get) {
+        return Ok(app);
+    }
     let (xid, role, label) = (ffi::local_xid(), ffi::calling_role(), guc::app_label());
     let hit =
         RESOLVED.with(|r| r.borrow().as_ref().filter(|e| e.xid == xid && e.role == role && e.label == label).map(|e| e.app));
@@ -100,7 +118,7 @@ fn resolve(role: pg_sys::Oid, label: Option<&str>) -> WfResult<i32> {
     }
 }
 
-fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
+pub fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
     if let Some(id) = APP_IDS.with(|m| m.borrow().get(label).copied()) {
         return Some(id);
     }

@@ -1,0 +1,363 @@
+//! The dispatcher's side of the queue (spec/queue.md §5, §8, §9): claims under leases, outcomes,
+//! failures with the retry schedule, expired leases, and what a dead message does to its run.
+//! These act across apps (dispatchers serve every app) and are granted to pgworld_service only.
+
+use crate::db::{self, Row};
+use crate::queue::{self as q, kind_of};
+use crate::{events, ffi, tenancy};
+use pgrx::datum::JsonB;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::Uuid;
+use pgworld_core::payload::Mode;
+use pgworld_core::queue::{self, Failure, Outcome, QueueKind};
+use pgworld_core::{cbor, ts, WfResult};
+use serde_json::{json, Value};
+
+/// The message fields a state change needs.
+#[derive(Clone)]
+pub struct Held {
+    id: i64,
+    app: i32,
+    kind: QueueKind,
+    queue_name: String,
+    run_id: String,
+    version: String,
+    attempts: i32,
+}
+
+pub const HELD_COLS: &str = "m.id, m.application_id, m.kind, m.queue_name, m.run_id, m.deployment_version, m.attempts";
+
+pub fn held_from(r: &pgrx::spi::SpiHeapTupleData<'_>) -> Held {
+    Held {
+        id: r.bigint(1),
+        app: r.int(2),
+        kind: kind_of(&r.text(3)),
+        queue_name: r.text(4),
+        run_id: r.text(5),
+        version: r.text(6),
+        attempts: r.int(7),
+    }
+}
+
+/// `workflow.dispatch_claim(owner, max, lease_seconds)`: due, routable messages, oldest first.
+#[pg_extern(volatile, parallel_unsafe, name = "_dispatch_claim")]
+fn dispatch_claim(
+    owner: &str,
+    max: i32,
+    lease_seconds: f64,
+) -> TableIterator<
+    'static,
+    (
+        name!(lease_id, Uuid),
+        name!(id, i64),
+        name!(queue_name, String),
+        name!(kind, String),
+        name!(url, Option<String>),
+        name!(encoding, String),
+        name!(body_json, Option<JsonB>),
+        name!(body_cbor, Option<Vec<u8>>),
+        name!(headers, Option<JsonB>),
+        name!(attempts, i32),
+        name!(deployment_version, String),
+        name!(application_id, i32),
+    ),
+> {
+    let max = max.clamp(1, 1000);
+    let lease_seconds = if lease_seconds.is_finite() { lease_seconds.clamp(0.1, 86_400.0) } else { 60.0 };
+    let rows = tenancy::with_cross_app(|| {
+        Spi::connect_mut(|c| {
+            expire_leases(c, i64::from(max));
+            db::update(
+                c,
+                "WITH due AS (SELECT m.id FROM workflow.messages m \
+                   WHERE m.state IN ('pending', 'deferred', 'retrying') AND m.unroutable_since IS NULL AND m.available_at <= now() \
+                     AND EXISTS (SELECT 1 FROM workflow.handlers h \
+                                 WHERE h.application_id = m.application_id AND h.deployment_version = m.deployment_version) \
+                   ORDER BY m.available_at, m.id LIMIT $2 FOR UPDATE OF m SKIP LOCKED), \
+                 claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = gen_random_uuid(), lease_owner = $1, \
+                   lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
+                   FROM due WHERE m.id = due.id \
+                   RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id) \
+                 SELECT c.lease_id, c.id, c.queue_name, c.kind, \
+                   (SELECT u.url FROM (SELECT DISTINCT CASE c.kind WHEN 'workflow' THEN h.workflow_url \
+                                                              WHEN 'step' THEN h.step_url ELSE h.webhook_url END AS url \
+                                       FROM workflow.handlers h \
+                                       WHERE h.application_id = c.application_id AND h.deployment_version = c.deployment_version) u \
+                    ORDER BY random() LIMIT 1), \
+                   b.encoding, b.body_json, b.body_cbor, b.headers, c.attempts, c.deployment_version, c.application_id \
+                 FROM claimed c JOIN workflow.message_bodies b ON b.id = c.id ORDER BY c.id",
+                &[owner.into(), max.into(), lease_seconds.into()],
+            )
+            .map(|r| {
+                (
+                    r.get::<Uuid>(1).ok().flatten().unwrap_or_else(|| Uuid::from_bytes([0; 16])),
+                    r.bigint(2),
+                    r.text(3),
+                    r.text(4),
+                    r.opt_text(5),
+                    r.text(6),
+                    r.json(7).map(JsonB),
+                    r.get::<Vec<u8>>(8).ok().flatten(),
+                    r.json(9).map(JsonB),
+                    r.int(10),
+                    r.text(11),
+                    r.int(12),
+                )
+            })
+            .collect::<Vec<_>>()
+        })
+    });
+    TableIterator::new(rows)
+}
+
+/// Expired leases count as failed deliveries (queue.md §5.3); at most `limit` per call.
+pub fn expire_leases(c: &mut SpiClient<'_>, limit: i64) -> i64 {
+    let sql = format!(
+        "SELECT {HELD_COLS} FROM workflow.messages m WHERE m.state = 'leased' AND m.lease_expires_at < now() \
+         ORDER BY m.lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+    );
+    let expired: Vec<Held> = db::update(c, &sql, &[limit.into()]).map(|r| held_from(&r)).collect();
+    for m in &expired {
+        let failure = Failure {
+            code: "LEASE_EXPIRED".into(),
+            message: "delivery lease expired before an outcome was recorded".into(),
+            status_code: None,
+            url: None,
+        };
+        record_failure(c, m, &failure);
+    }
+    expired.len() as i64
+}
+
+/// `workflow.dispatch_complete(lease_id, outcome)`: false when the lease is no longer held.
+#[pg_extern(volatile, parallel_unsafe, name = "_dispatch_complete")]
+fn dispatch_complete(lease_id: Uuid, outcome: &str) -> JsonB {
+    crate::respond(
+        crate::arg("outcome", outcome)
+            .and_then(|o| Outcome::from_json(&o))
+            .map(|o| tenancy::with_cross_app(|| Spi::connect_mut(|c| json!(complete(c, lease_id, &o))))),
+    )
+}
+
+fn complete(c: &mut SpiClient<'_>, lease_id: Uuid, outcome: &Outcome) -> bool {
+    let sql = format!("SELECT {HELD_COLS} FROM workflow.messages m WHERE m.lease_id = $1 AND m.state = 'leased' FOR UPDATE");
+    let Some(m) = db::update(c, &sql, &[lease_id.into()]).next().map(|r| held_from(&r)) else {
+        return false;
+    };
+    match outcome {
+        Outcome::Delivered => {
+            db::update(
+                c,
+                "UPDATE workflow.messages SET state = 'delivered', delivered_at = now(), updated_at = now(), \
+                 lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+                &[m.id.into()],
+            );
+        }
+        Outcome::RescheduleAfter(seconds) => reschedule(c, &m, *seconds),
+        Outcome::TooEarly(at) => {
+            let now_ms = ffi::now_micros() as f64 / 1000.0;
+            reschedule(c, &m, queue::too_early_delay_seconds(*at, now_ms));
+        }
+        Outcome::Failed(f) => record_failure(c, &m, f),
+    }
+    true
+}
+
+/// The same message due again later: same id, attempts unchanged (queue.md §8.1). A version
+/// expired meanwhile discards the re-schedule.
+fn reschedule(c: &mut SpiClient<'_>, m: &Held, seconds: f64) {
+    if q::version_expired(c, m.app, &m.version) {
+        kill(c, m.id, &version_expired_failure(), m.attempts, &m.queue_name, &m.version, false);
+        return;
+    }
+    db::update(
+        c,
+        "UPDATE workflow.messages SET state = CASE WHEN $2 > 0 THEN 'deferred' ELSE 'pending' END, \
+         available_at = now() + make_interval(secs => $2), updated_at = now(), \
+         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+        &[m.id.into(), seconds.into()],
+    );
+    if seconds <= 0.0 {
+        q::notify(c);
+    }
+}
+
+pub fn version_expired_failure() -> Failure {
+    Failure { code: "VERSION_EXPIRED".into(), message: "deployment version expired".into(), status_code: None, url: None }
+}
+
+/// A failed delivery: retry with backoff, or dead and finalized at the 10th (queue.md §8.2, §9).
+pub fn record_failure(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
+    let attempts = m.attempts + 1;
+    if attempts >= queue::MAX_ATTEMPTS {
+        kill_finalized(c, &Held { attempts, ..m.clone() }, f);
+        return;
+    }
+    let detail = queue::failure_detail(f, &ts::to_iso(ffi::now_micros()), attempts, &m.queue_name, &m.version);
+    db::update(
+        c,
+        "UPDATE workflow.messages SET state = 'retrying', attempts = $2, \
+         available_at = now() + make_interval(secs => $3::float8 / 1000), updated_at = now(), \
+         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+        &[m.id.into(), attempts.into(), queue::backoff_ms(attempts).into()],
+    );
+    db::update(c, "UPDATE workflow.message_bodies SET last_failure = $2 WHERE id = $1", &[m.id.into(), JsonB(detail).into()]);
+}
+
+/// Dead for good: retries exhausted or no route (queue.md §9).
+pub fn kill_finalized(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
+    kill(c, m.id, f, m.attempts, &m.queue_name, &m.version, true);
+    finalize(c, m, f);
+}
+
+/// Makes a message dead with a failure; `finalized` ones can never be retried.
+pub fn kill(c: &mut SpiClient<'_>, id: i64, f: &Failure, attempts: i32, queue_name: &str, version: &str, finalized: bool) {
+    let detail = queue::failure_detail(f, &ts::to_iso(ffi::now_micros()), attempts, queue_name, version);
+    db::update(
+        c,
+        "UPDATE workflow.messages SET state = 'dead', attempts = $2, dead_at = now(), updated_at = now(), \
+         failure_finalized_at = CASE WHEN $3 THEN now() END, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1",
+        &[id.into(), attempts.into(), finalized.into()],
+    );
+    db::update(c, "UPDATE workflow.message_bodies SET last_failure = $2 WHERE id = $1", &[id.into(), JsonB(detail).into()]);
+}
+
+/// What a finalized dead message does to its run or step (queue.md §9). Event writes go through
+/// the event machinery, acting for the message's app, so every rule of events.md applies.
+fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
+    if m.kind == QueueKind::Other || m.run_id.is_empty() {
+        return;
+    }
+    let body = db::select(
+        c,
+        "SELECT health_check, step_id, namespace, encoding, body_json, body_cbor FROM workflow.message_bodies WHERE id = $1",
+        &[m.id.into()],
+    )
+    .next()
+    .map(|r| {
+        (r.boolean(1).unwrap_or(false), r.opt_text(2), r.opt_text(3), r.text(4), r.json(5), r.get::<Vec<u8>>(6).ok().flatten())
+    });
+    let Some((health_check, step_id, namespace, encoding, body_json, body_cbor)) = body else {
+        return;
+    };
+    if health_check {
+        return;
+    }
+    let message = body_json.or_else(|| body_cbor.and_then(|b| cbor::to_json(&b).ok())).unwrap_or(Value::Null);
+    tenancy::acting_for(m.app, || {
+        let mut run = run_facts(c, m.app, &m.run_id);
+        if run.is_none() && m.kind == QueueKind::Workflow {
+            if let Some(input @ Value::Object(_)) = message.get("runInput") {
+                // A run that never got created is created as a resilient start would, so it can fail.
+                let _ = create_event(&m.run_id, json!({"eventType": "run_started", "eventData": input}));
+                run = run_facts(c, m.app, &m.run_id);
+            }
+        }
+        let Some((status_terminal, spec_version, workflow_name)) = run else {
+            return;
+        };
+        if status_terminal {
+            return;
+        }
+        let error = queue::delivery_error(spec_version, "QueueDeliveryError", &f.message, &f.code).to_wire(Mode::Envelope);
+        if let Some(step_id) = step_id {
+            let step = db::select(
+                c,
+                "SELECT step_name, status IN ('completed', 'failed', 'cancelled') FROM workflow.steps \
+                 WHERE application_id = $1 AND run_id = $2 AND step_id = $3",
+                &[m.app.into(), m.run_id.as_str().into(), step_id.as_str().into()],
+            )
+            .next()
+            .map(|r| (r.text(1), r.boolean(2).unwrap_or(true)));
+            if let Some((step_name, false)) = step {
+                let _ = create_event(
+                    &m.run_id,
+                    json!({"eventType": "step_failed", "correlationId": step_id, "eventData": {"error": error, "stepName": step_name}}),
+                );
+            }
+            let queue_name = queue::workflow_queue(namespace.as_deref(), &workflow_name);
+            q::enqueue_continuation(c, m.app, &queue_name, &m.run_id, &m.version, encoding == "cbor");
+        } else {
+            let _ = create_event(
+                &m.run_id,
+                json!({"eventType": "run_failed", "eventData": {"error": error, "errorCode": "MAX_DELIVERIES_EXCEEDED"}}),
+            );
+        }
+    });
+}
+
+/// (terminal?, specVersion, workflowName) of a run of the app acted for.
+pub fn run_facts(c: &SpiClient<'_>, app: i32, run_id: &str) -> Option<(bool, i32, String)> {
+    db::select(
+        c,
+        "SELECT status IN ('completed', 'failed', 'cancelled', 'expired'), spec_version, workflow_name FROM workflow.runs \
+         WHERE application_id = $1 AND run_id = $2",
+        &[app.into(), run_id.into()],
+    )
+    .next()
+    .map(|r| (r.boolean(1).unwrap_or(true), r.int(2), r.text(3)))
+}
+
+/// An event pgworld writes on a run's behalf, in envelope payload mode. A rule refusing it (the
+/// run moved on concurrently) is not an error for the caller: the event is simply not needed.
+pub fn create_event(run_id: &str, body: Value) -> WfResult<Value> {
+    events::event_create(run_id, &json!({"$payload": "envelope"}), &body)
+}
+
+/// `workflow.dispatch_renew(lease_ids, lease_seconds)`: extends the leases still held; returns
+/// how many were.
+#[pg_extern(volatile, parallel_unsafe, name = "_dispatch_renew")]
+fn dispatch_renew(lease_ids: Vec<Uuid>, lease_seconds: f64) -> i64 {
+    let lease_seconds = if lease_seconds.is_finite() { lease_seconds.clamp(0.1, 86_400.0) } else { 60.0 };
+    tenancy::with_cross_app(|| {
+        Spi::connect_mut(|c| {
+            db::update(
+                c,
+                "UPDATE workflow.messages SET lease_expires_at = now() + make_interval(secs => $2) \
+                 WHERE lease_id = ANY($1) AND state = 'leased' RETURNING 1",
+                &[lease_ids.into(), lease_seconds.into()],
+            )
+            .len() as i64
+        })
+    })
+}
+
+/// `workflow.dispatch_delivered(lease_ids)`: plain 2xx outcomes in one statement, the hot path
+/// of a busy dispatcher. Leases no longer held are skipped, as in `dispatch_complete`.
+#[pg_extern(volatile, parallel_unsafe, name = "_dispatch_delivered")]
+fn dispatch_delivered(lease_ids: Vec<Uuid>) -> i64 {
+    tenancy::with_cross_app(|| {
+        Spi::connect_mut(|c| {
+            db::update(
+                c,
+                "UPDATE workflow.messages SET state = 'delivered', delivered_at = now(), updated_at = now(), \
+                 lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE lease_id = ANY($1) AND state = 'leased' RETURNING 1",
+                &[lease_ids.into()],
+            )
+            .len() as i64
+        })
+    })
+}
+
+/// `workflow.dispatch_next_due()`: when the next claim could find work (a queued message
+/// becoming due, or a lease expiring); NULL when nothing is waiting.
+#[pg_extern(stable, parallel_safe, name = "_dispatch_next_due")]
+fn dispatch_next_due() -> Option<pgrx::datum::TimestampWithTimeZone> {
+    tenancy::with_cross_app(|| {
+        Spi::connect(|c| {
+            db::select(
+                c,
+                "SELECT least((SELECT min(available_at) FROM workflow.messages \
+                               WHERE state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NULL), \
+                              (SELECT min(lease_expires_at) FROM workflow.messages WHERE state = 'leased'))",
+                &[],
+            )
+            .next()
+            .and_then(|r| r.ts(1))
+            .map(db::ts_datum)
+        })
+    })
+}

@@ -1,0 +1,172 @@
+//! Periodic maintenance (spec/lifecycle.md §6, §3), called by every dispatcher replica. Each task
+//! is bounded per call and skips rows another replica holds, so replicas share the work.
+
+use crate::db::{self, Row};
+use crate::dispatch::{self, create_event};
+use crate::{guc, tenancy};
+use pgrx::spi::SpiClient;
+use pgrx::Spi;
+use pgworld_core::payload::Mode;
+use pgworld_core::queue::{self, Failure};
+use serde_json::{json, Value};
+
+/// Rows each task handles per call.
+const BATCH: i64 = 1000;
+
+pub fn maint_run() -> Value {
+    tenancy::with_cross_app(|| {
+        Spi::connect_mut(|c| {
+            let expired_leases = dispatch::expire_leases(c, BATCH);
+            let (marked, cleared, unroutable_dead) = unroutable(c);
+            let version_dead = kill_expired_versions(c);
+            let reaped = reap_orphans(c, 100);
+            let deleted = retention(c);
+            let windows = db::update(
+                c,
+                "DELETE FROM workflow.queue_rate WHERE window_start < date_trunc('minute', now()) - interval '2 minutes' RETURNING 1",
+                &[],
+            )
+            .len();
+            json!({
+                "expiredLeases": expired_leases,
+                "unroutableMarked": marked,
+                "unroutableCleared": cleared,
+                "unroutableDead": unroutable_dead,
+                "expiredVersionDead": version_dead,
+                "orphanedRuns": reaped,
+                "deletedMessages": deleted,
+                "deletedRateWindows": windows,
+            })
+        })
+    })
+}
+
+/// Sets aside due messages no handler serves, brings back those that gained one, and kills those
+/// unroutable for longer than `workflow.unroutable_timeout` (queue.md §6.3).
+fn unroutable(c: &mut SpiClient<'_>) -> (usize, usize, usize) {
+    let marked = db::update(
+        c,
+        "WITH u AS (SELECT m.id FROM workflow.messages m \
+           WHERE m.state IN ('pending', 'deferred', 'retrying') AND m.unroutable_since IS NULL AND m.available_at <= now() \
+             AND NOT EXISTS (SELECT 1 FROM workflow.handlers h \
+                             WHERE h.application_id = m.application_id AND h.deployment_version = m.deployment_version) \
+           ORDER BY m.available_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED) \
+         UPDATE workflow.messages m SET unroutable_since = now() FROM u WHERE m.id = u.id RETURNING 1",
+        &[BATCH.into()],
+    )
+    .len();
+    let cleared = db::update(
+        c,
+        "WITH r AS (SELECT m.id FROM workflow.messages m \
+           WHERE m.state IN ('pending', 'deferred', 'retrying') AND m.unroutable_since IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM workflow.handlers h \
+                         WHERE h.application_id = m.application_id AND h.deployment_version = m.deployment_version) \
+           LIMIT $1 FOR UPDATE OF m SKIP LOCKED) \
+         UPDATE workflow.messages m SET unroutable_since = NULL FROM r WHERE m.id = r.id RETURNING 1",
+        &[BATCH.into()],
+    )
+    .len();
+    let timeout = guc::UNROUTABLE_TIMEOUT.get();
+    let stale: Vec<_> = db::update(
+        c,
+        "SELECT m.id, m.application_id, m.kind, m.queue_name, m.run_id, m.deployment_version, m.attempts \
+         FROM workflow.messages m WHERE m.state IN ('pending', 'deferred', 'retrying') AND m.unroutable_since IS NOT NULL \
+           AND m.unroutable_since < now() - make_interval(secs => $2) LIMIT $1 FOR UPDATE SKIP LOCKED",
+        &[BATCH.into(), f64::from(timeout).into()],
+    )
+    .map(|r| dispatch::held_from(&r))
+    .collect();
+    let failure = Failure {
+        code: "ROUTE_NOT_FOUND".into(),
+        message: format!("no handler registered for deployment version within {timeout} s"),
+        status_code: None,
+        url: None,
+    };
+    for m in &stale {
+        dispatch::kill_finalized(c, m, &failure);
+    }
+    (marked, cleared, stale.len())
+}
+
+fn kill_expired_versions(c: &mut SpiClient<'_>) -> usize {
+    let doomed: Vec<(i64, i32, String, String)> = db::update(
+        c,
+        "SELECT m.id, m.attempts, m.queue_name, m.deployment_version FROM workflow.messages m \
+         JOIN workflow.deployment_versions v ON v.application_id = m.application_id AND v.deployment_id = m.deployment_version \
+         WHERE v.status = 'expired' AND m.state IN ('pending', 'deferred', 'retrying') LIMIT $1 FOR UPDATE OF m SKIP LOCKED",
+        &[BATCH.into()],
+    )
+    .map(|r| (r.bigint(1), r.int(2), r.text(3), r.text(4)))
+    .collect();
+    let failure = dispatch::version_expired_failure();
+    for (id, attempts, queue_name, version) in &doomed {
+        dispatch::kill(c, *id, &failure, *attempts, queue_name, version, false);
+    }
+    doomed.len()
+}
+
+/// Fails running runs that nothing can move forward any more (lifecycle.md §3).
+pub fn reap_orphans(c: &mut SpiClient<'_>, limit: i64) -> usize {
+    let timeout = guc::ORPHAN_TIMEOUT.get();
+    if timeout <= 0 {
+        return 0;
+    }
+    let orphans: Vec<(i32, String, i32)> = db::update(
+        c,
+        "SELECT r.application_id, r.run_id, r.spec_version FROM workflow.runs r \
+         WHERE r.status = 'running' AND r.updated_at < now() - make_interval(secs => $2) \
+           AND NOT EXISTS (SELECT 1 FROM workflow.messages m WHERE m.application_id = r.application_id AND m.run_id = r.run_id \
+                           AND (m.state IN ('pending', 'deferred', 'retrying', 'leased') \
+                                OR m.updated_at >= now() - make_interval(secs => $2))) \
+           AND NOT EXISTS (SELECT 1 FROM workflow.waits w WHERE w.application_id = r.application_id AND w.run_id = r.run_id \
+                           AND w.status = 'waiting') \
+           AND NOT EXISTS (SELECT 1 FROM workflow.hooks h WHERE h.application_id = r.application_id AND h.run_id = r.run_id \
+                           AND h.status <> 'disposed') \
+           AND NOT EXISTS (SELECT 1 FROM workflow.events e WHERE e.application_id = r.application_id AND e.run_id = r.run_id \
+                           AND e.slot = r.event_count AND e.created_at >= now() - make_interval(secs => $2)) \
+         LIMIT $1 FOR UPDATE OF r SKIP LOCKED",
+        &[limit.into(), f64::from(timeout).into()],
+    )
+    .map(|r| (r.int(1), r.text(2), r.int(3)))
+    .collect();
+    let mut reaped = 0;
+    for (app, run_id, spec_version) in &orphans {
+        let message = format!("Run made no progress for {} and has no pending work", human_duration(timeout));
+        let error = queue::delivery_error(*spec_version, "OrphanedRunError", &message, "ORPHANED").to_wire(Mode::Envelope);
+        let failed = tenancy::acting_for(*app, || {
+            create_event(run_id, json!({"eventType": "run_failed", "eventData": {"error": error, "errorCode": "ORPHANED"}}))
+        });
+        reaped += usize::from(failed.is_ok());
+    }
+    reaped
+}
+
+fn human_duration(seconds: i32) -> String {
+    match seconds {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}min", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Deletes finished messages past their retention, oldest first, a batch per call.
+fn retention(c: &mut SpiClient<'_>) -> usize {
+    let delivered = f64::from(guc::DELIVERED_RETENTION.get());
+    let dead = f64::from(guc::DEAD_RETENTION.get());
+    let ids: Vec<i64> = db::update(
+        c,
+        "SELECT id FROM workflow.messages WHERE state IN ('delivered', 'dead') \
+           AND updated_at < now() - make_interval(secs => least($2, $3)) \
+           AND ((state = 'delivered' AND delivered_at < now() - make_interval(secs => $2)) \
+             OR (state = 'dead' AND dead_at < now() - make_interval(secs => $3))) \
+         ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        &[BATCH.into(), delivered.into(), dead.into()],
+    )
+    .map(|r| r.bigint(1))
+    .collect();
+    if !ids.is_empty() {
+        db::update(c, "DELETE FROM workflow.message_bodies WHERE id = ANY($1)", &[ids.clone().into()]);
+        db::update(c, "DELETE FROM workflow.messages WHERE id = ANY($1)", &[ids.clone().into()]);
+    }
+    ids.len()
+}

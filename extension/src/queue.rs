@@ -1,0 +1,253 @@
+//! Enqueue, dead letters and the messages pgworld writes itself (spec/queue.md §4, §10, §11).
+
+use crate::db::{self, OrInternal, Row};
+use crate::{ffi, guc, tenancy};
+use pgrx::datum::JsonB;
+use pgrx::spi::SpiClient;
+use pgrx::Spi;
+use pgworld_core::queue::{self, Body, Envelope, MessageFacts, QueueKind};
+use pgworld_core::render;
+use pgworld_core::{ts, Code, WfError, WfResult};
+use serde_json::{json, Value};
+
+pub const DEFAULT_MAX_QUEUE_PER_MINUTE: i64 = 100_000;
+/// Rate-window shards: concurrent enqueuers of one app rarely share a row lock.
+const RATE_SHARDS: i32 = 8;
+
+pub fn public_id(id: i64) -> String {
+    format!("msg_{id}")
+}
+
+/// `msg_<n>` or `<n>`.
+pub fn parse_public_id(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix("msg_").unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+/// A ping on `pgworld_queue`, delivered at commit and folded with others of the transaction.
+pub fn notify(c: &mut SpiClient<'_>) {
+    if guc::NOTIFY.get() {
+        db::update(c, "SELECT pg_catalog.pg_notify('pgworld_queue', '')", &[]);
+    }
+}
+
+pub fn version_expired(c: &SpiClient<'_>, app: i32, version: &str) -> bool {
+    db::exists(
+        c,
+        "SELECT 1 FROM workflow.deployment_versions WHERE application_id = $1 AND deployment_id = $2 AND status = 'expired'",
+        &[app.into(), version.into()],
+    )
+}
+
+pub fn expired_error(version: &str) -> WfError {
+    WfError::new(Code::VersionExpired, format!("Deployment version {version} is expired"))
+}
+
+/// `workflow.queue_enqueue(query, body)` and `workflow.queue_enqueue_cbor(query, bytes)`.
+pub fn enqueue(env: WfResult<Envelope>) -> WfResult<Value> {
+    Spi::connect_mut(|c| {
+        let app = tenancy::current_app()?;
+        let env = env?;
+        if version_expired(c, app, &env.deployment_id) {
+            return Err(expired_error(&env.deployment_id));
+        }
+        admit_enqueue(c, app)?;
+        let delay_micros = (env.delay_seconds * 1_000_000.0).round() as i64;
+        let id = insert(c, app, &env, delay_micros).ok_or_else(|| {
+            let key = env.idempotency_key.clone().unwrap_or_default();
+            WfError::new(Code::DuplicateIdempotencyKey, format!("Idempotency key {key} already processed"))
+        })?;
+        if delay_micros > 0 {
+            let at = ffi::now_micros() + delay_micros;
+            Ok(json!({"messageId": public_id(id), "scheduled": true, "deliverAt": ts::to_iso(at)}))
+        } else {
+            notify(c);
+            Ok(json!({"messageId": public_id(id)}))
+        }
+    })
+}
+
+/// Counts this enqueue in the app's current minute; rejected enqueues roll back with the error.
+fn admit_enqueue(c: &mut SpiClient<'_>, app: i32) -> WfResult<()> {
+    let shard = i32::try_from(std::process::id()).unwrap_or_default().rem_euclid(RATE_SHARDS);
+    let row = db::update(
+        c,
+        "WITH bump AS (INSERT INTO workflow.queue_rate AS r (application_id, window_start, shard, accepted) \
+                       VALUES ($1, date_trunc('minute', now()), $2, 1) \
+                       ON CONFLICT (application_id, window_start, shard) DO UPDATE SET accepted = r.accepted + 1 \
+                       RETURNING accepted) \
+         SELECT (SELECT accepted FROM bump)::bigint \
+                + (SELECT coalesce(sum(accepted), 0) FROM workflow.queue_rate \
+                   WHERE application_id = $1 AND window_start = date_trunc('minute', now()) AND shard <> $2)::bigint, \
+                (SELECT q.max_queue_per_minute FROM workflow.quotas q WHERE q.application_id = $1)::bigint, \
+                date_trunc('minute', now()) + interval '1 minute'",
+        &[app.into(), i16::try_from(shard).unwrap_or_default().into()],
+    )
+    .next()
+    .map(|r| (r.bigint(1), r.get::<i64>(2).ok().flatten(), r.ts(3)));
+    let Some((accepted, quota, window_end)) = row else {
+        return Ok(());
+    };
+    if accepted > quota.unwrap_or(DEFAULT_MAX_QUEUE_PER_MINUTE) {
+        let retry = window_end.map(ts::to_iso);
+        return Err(WfError::new(Code::QueueRate, "Queue rate limit exceeded").with_meta(json!({"retryAfter": retry})));
+    }
+    Ok(())
+}
+
+/// Writes the message and its body; None when the idempotency key is taken in this app.
+fn insert(c: &mut SpiClient<'_>, app: i32, env: &Envelope, delay_micros: i64) -> Option<i64> {
+    let (kind, namespace) = queue::classify(&env.queue_name);
+    let (encoding, body_json, body_cbor) = match &env.body {
+        Body::Json(v) => ("json", Some(JsonB(v.clone())), None),
+        Body::Cbor(b) => ("cbor", None, Some(b.clone())),
+    };
+    let headers = (!env.headers.is_empty()).then(|| JsonB(Value::Object(env.headers.clone())));
+    db::update(
+        c,
+        "WITH m AS (INSERT INTO workflow.messages (application_id, state, kind, queue_name, run_id, deployment_version, \
+                                                   available_at, created_at, updated_at) \
+                    VALUES ($1, CASE WHEN $2 > 0 THEN 'deferred' ELSE 'pending' END, $3, $4, $5, $6, \
+                            now() + make_interval(secs => $2::float8 / 1e6), now(), now()) RETURNING id) \
+         INSERT INTO workflow.message_bodies (id, application_id, encoding, body_json, body_cbor, headers, idempotency_key, \
+                                              step_id, health_check, namespace) \
+         SELECT m.id, $1, $7, $8, $9, $10, $11, $12, $13, $14 FROM m \
+         ON CONFLICT (application_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id",
+        &[
+            app.into(),
+            delay_micros.into(),
+            kind.as_str().into(),
+            env.queue_name.as_str().into(),
+            env.facts.run_id.as_str().into(),
+            env.deployment_id.as_str().into(),
+            encoding.into(),
+            body_json.into(),
+            body_cbor.into(),
+            headers.into(),
+            env.idempotency_key.clone().into(),
+            env.facts.step_id.clone().into(),
+            env.facts.health_check.into(),
+            namespace.into(),
+        ],
+    )
+    .next()
+    .map(|r| r.bigint(1))
+}
+
+/// A message pgworld writes itself (continuations, replays, wake-ups): never rate-counted,
+/// due now, `{"runId": …}` in the requested encoding.
+pub fn enqueue_continuation(c: &mut SpiClient<'_>, app: i32, queue_name: &str, run_id: &str, version: &str, cbor: bool) -> i64 {
+    let message = json!({"runId": run_id});
+    let body = if cbor { Body::Cbor(pgworld_core::cbor::text_map(&[("runId", run_id)])) } else { Body::Json(message.clone()) };
+    let env = Envelope {
+        queue_name: queue_name.to_owned(),
+        body,
+        facts: MessageFacts::of(&message),
+        deployment_id: version.to_owned(),
+        idempotency_key: None,
+        delay_seconds: 0.0,
+        headers: serde_json::Map::new(),
+    };
+    let id = insert(c, app, &env, 0).ok_or("no row").or_internal("continuation insert");
+    notify(c);
+    id
+}
+
+pub fn kind_of(s: &str) -> QueueKind {
+    QueueKind::parse(s).unwrap_or(QueueKind::Other)
+}
+
+const DEAD_LETTER_COLS: &str = "m.id, b.idempotency_key, m.queue_name, m.run_id, m.deployment_version, b.encoding, b.body_json, \
+     m.attempts, b.last_failure, m.dead_at, m.failure_finalized_at, m.created_at";
+
+fn dead_letter_json(r: &pgrx::spi::SpiHeapTupleData<'_>) -> Value {
+    let iso = |i: usize| r.ts(i).map(ts::to_iso);
+    json!({
+        "messageId": public_id(r.bigint(1)),
+        "idempotencyKey": r.opt_text(2),
+        "queueName": r.text(3),
+        "runId": r.text(4),
+        "deploymentVersion": r.text(5),
+        "payloadEncoding": r.text(6),
+        "payload": r.json(7),
+        "attempts": r.int(8),
+        "lastFailure": r.json(9),
+        "deadAt": iso(10),
+        "failureFinalizedAt": iso(11),
+        "createdAt": iso(12),
+    })
+}
+
+/// `workflow.dead_letters_list(query)`: newest first, cursor = last id of the page.
+pub fn dead_letters_list(q: &Value) -> WfResult<Value> {
+    let app = tenancy::current_app()?;
+    let page = pgworld_core::request::parse_page(q, 50, 200, true)?;
+    let limit = page.limit;
+    let before = match page.cursor {
+        None => i64::MAX,
+        Some(s) => s.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| WfError::bad_request("invalid cursor"))?,
+    };
+    let queue_name = match q.get("queueName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(WfError::bad_request("queueName must be a string")),
+    };
+    Spi::connect(|c| {
+        let sql = format!(
+            "SELECT {DEAD_LETTER_COLS} FROM workflow.messages m JOIN workflow.message_bodies b ON b.id = m.id \
+             WHERE m.application_id = $1 AND m.state = 'dead' AND m.id < $2 AND ($3::text IS NULL OR m.queue_name = $3) \
+             ORDER BY m.id DESC LIMIT $4"
+        );
+        let rows: Vec<Value> = db::select(c, &sql, &[app.into(), before.into(), queue_name.into(), (limit + 1).into()])
+            .map(|r| dead_letter_json(&r))
+            .collect();
+        let has_more = rows.len() as i64 > limit;
+        let page: Vec<Value> = rows.into_iter().take(usize::try_from(limit).unwrap_or_default()).collect();
+        let cursor = if has_more {
+            page.last().and_then(|v| v["messageId"].as_str()).and_then(parse_public_id).map(|n| n.to_string())
+        } else {
+            None
+        };
+        Ok(render::page(page, cursor, has_more))
+    })
+}
+
+/// `workflow.dead_letter_retry(message_id)`: a dead, not finalized message becomes due again.
+pub fn dead_letter_retry(message_id: &str) -> WfResult<Value> {
+    let app = tenancy::current_app()?;
+    let id = parse_public_id(message_id).ok_or_else(|| WfError::bad_request("invalid messageId"))?;
+    Spi::connect_mut(|c| {
+        let row = db::update(
+            c,
+            "SELECT state, failure_finalized_at IS NOT NULL, deployment_version FROM workflow.messages \
+             WHERE application_id = $1 AND id = $2 FOR UPDATE",
+            &[app.into(), id.into()],
+        )
+        .next()
+        .map(|r| (r.text(1), r.boolean(2).unwrap_or(false), r.text(3)));
+        let Some((state, finalized, version)) = row else {
+            return Err(WfError::new(Code::MessageNotFound, format!("Message {message_id} not found")));
+        };
+        if state != "dead" || finalized {
+            return Err(WfError::new(
+                Code::MessageNotRetryable,
+                format!("Message {message_id} is not dead or its failure is already finalized"),
+            ));
+        }
+        if version_expired(c, app, &version) {
+            return Err(expired_error(&version));
+        }
+        db::update(
+            c,
+            "UPDATE workflow.messages SET state = 'pending', attempts = 0, available_at = now(), dead_at = NULL, \
+             unroutable_since = NULL, updated_at = now() WHERE id = $1",
+            &[id.into()],
+        );
+        db::update(c, "UPDATE workflow.message_bodies SET last_failure = NULL WHERE id = $1", &[id.into()]);
+        notify(c);
+        Ok(json!({"retried": true, "messageId": public_id(id)}))
+    })
+}

@@ -41,6 +41,8 @@ pub fn held_from(r: &pgrx::spi::SpiHeapTupleData<'_>) -> Held {
 }
 
 /// `workflow.dispatch_claim(owner, max, lease_seconds)`: due, routable messages, oldest first.
+// pgrx reads the column names from the signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, name = "_dispatch_claim")]
 fn dispatch_claim(
     owner: &str,

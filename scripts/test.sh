@@ -13,6 +13,8 @@ TEST_PORT="${PGWORLD_TEST_PORT:-5499}"
 TEST_DATA="$PGWORLD_HOME/test/pgdata"
 TIERS="${TIERS:-lint unit pg_test regress integration}"
 export PGWORLD_TEST_URL="postgres://postgres@127.0.0.1:$TEST_PORT/postgres"
+# For tests that run a private cluster (restarting PostgreSQL under load).
+export PGWORLD_PG_BIN="$PG_BIN"
 unset RUST_BACKTRACE
 
 want() { [[ " $TIERS " == *" $1 "* ]]; }
@@ -72,6 +74,8 @@ DROP DATABASE IF EXISTS pgworld_template;
 CREATE DATABASE pgworld_template;
 SQL
   psql_at "$TEST_PORT" pgworld_template -c "CREATE EXTENSION pgworld"
+  # The dispatchers under test log in as a plain member of pgworld_service, as in production.
+  psql_at "$TEST_PORT" postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_it_dispatcher') THEN CREATE ROLE pgworld_it_dispatcher LOGIN IN ROLE pgworld_service; END IF; END \$\$"
   psql_at "$TEST_PORT" postgres -c "ALTER DATABASE pgworld_template IS_TEMPLATE true"
 }
 

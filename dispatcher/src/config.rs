@@ -3,12 +3,52 @@
 
 use anyhow::{bail, Context, Result};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
     pub listen: SocketAddr,
     pub pool_size: usize,
+    pub api_enabled: bool,
+    pub dispatch: DispatchConfig,
+}
+
+/// The delivery loop's settings (spec/README.md, queue.md §5, §7, §11).
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    pub enabled: bool,
+    /// Identifies this replica in `lease_owner`.
+    pub owner: String,
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub connect_timeout: Duration,
+    pub headers_timeout: Duration,
+    pub body_timeout: Duration,
+    pub maintenance_interval: Duration,
+    /// How long a shutdown waits for in-flight deliveries before leaving them to their leases.
+    pub shutdown_drain: Duration,
+}
+
+/// Reads an integer setting within bounds, or its default.
+fn int_setting(env: &impl Fn(&str) -> Option<String>, name: &str, default: u64, min: u64, max: u64) -> Result<u64> {
+    match env(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => bail!("{name} must be an integer from {min} to {max}, got {v:?}"),
+        },
+    }
+}
+
+fn bool_setting(env: &impl Fn(&str) -> Option<String>, name: &str, default: bool) -> Result<bool> {
+    match env(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(v) => bail!("{name} must be true or false, got {v:?}"),
+    }
 }
 
 const USAGE: &str = "usage: pgworld-dispatcher <database-url> [--host HOST] [--port PORT]\n\
@@ -40,7 +80,25 @@ impl Config {
                 _ => bail!("PGWORLD_DB_POOL_SIZE must be an integer from 1 to 1000, got {v:?}"),
             },
         };
-        Ok(Config { database_url, listen: SocketAddr::new(ip, port), pool_size })
+        let api_enabled = bool_setting(&env, "PGWORLD_API_ENABLED", true)?;
+        // Platformatic's switch is honoured as an alias for turning delivery off.
+        let dispatch_enabled =
+            bool_setting(&env, "PGWORLD_DISPATCH_ENABLED", true)? && bool_setting(&env, "WF_ENABLE_POLLER", true)?;
+        let ms = |name: &str, default: u64, min: u64, max: u64| int_setting(&env, name, default, min, max).map(Duration::from_millis);
+        let lease_seconds = int_setting(&env, "PGWORLD_LEASE_SECONDS", 60, 1, 86_400)?;
+        let dispatch = DispatchConfig {
+            enabled: dispatch_enabled,
+            owner: format!("{}:{}", env("HOSTNAME").unwrap_or_else(|| "pgworld-dispatcher".into()), std::process::id()),
+            concurrency: usize::try_from(int_setting(&env, "PGWORLD_DISPATCH_CONCURRENCY", 200, 1, 100_000)?)?,
+            lease: Duration::from_secs(lease_seconds),
+            poll_interval: ms("PGWORLD_POLL_INTERVAL_MS", 1000, 10, 3_600_000)?,
+            connect_timeout: ms("PGWORLD_DISPATCH_CONNECT_TIMEOUT_MS", 10_000, 1, 3_600_000)?,
+            headers_timeout: ms("PGWORLD_DISPATCH_HEADERS_TIMEOUT_MS", 900_000, 1, 86_400_000)?,
+            body_timeout: ms("PGWORLD_DISPATCH_BODY_TIMEOUT_MS", 300_000, 1, 86_400_000)?,
+            maintenance_interval: Duration::from_secs(int_setting(&env, "PGWORLD_MAINTENANCE_INTERVAL_S", 60, 1, 86_400)?),
+            shutdown_drain: ms("PGWORLD_SHUTDOWN_DRAIN_MS", 30_000, 0, 3_600_000)?,
+        };
+        Ok(Config { database_url, listen: SocketAddr::new(ip, port), pool_size, api_enabled, dispatch })
     }
 }
 
@@ -73,5 +131,19 @@ mod tests {
         assert!(cfg(&[("PGWORLD_DB_POOL_SIZE", "0")], &["postgres://x@h/db"]).is_err());
         assert!(cfg(&[], &["postgres://x@h/db", "--verbose"]).is_err());
         assert!(cfg(&[], &["not a url ==="]).is_err());
+        assert!(cfg(&[("PGWORLD_LEASE_SECONDS", "0")], &["postgres://x@h/db"]).is_err());
+        assert!(cfg(&[("PGWORLD_DISPATCH_CONCURRENCY", "-3")], &["postgres://x@h/db"]).is_err());
+        assert!(cfg(&[("PGWORLD_DISPATCH_ENABLED", "maybe")], &["postgres://x@h/db"]).is_err());
+    }
+
+    #[test]
+    fn dispatch_settings_have_the_spec_defaults() -> Result<()> {
+        let d = cfg(&[], &["postgres://x@h/db"])?.dispatch;
+        assert!(d.enabled);
+        assert_eq!((d.concurrency, d.lease.as_secs(), d.poll_interval.as_millis()), (200, 60, 1000));
+        assert_eq!((d.connect_timeout.as_secs(), d.headers_timeout.as_secs(), d.body_timeout.as_secs()), (10, 900, 300));
+        assert_eq!(d.maintenance_interval.as_secs(), 60);
+        assert!(!cfg(&[("WF_ENABLE_POLLER", "false")], &["postgres://x@h/db"])?.dispatch.enabled);
+        Ok(())
     }
 }

@@ -1,9 +1,13 @@
-//! pgworld-dispatcher: the pgworld sidecar. This version serves health checks over a pooled
-//! database connection; the queue dispatcher and the REST façade build on it.
+//! pgworld-dispatcher: the pgworld sidecar. It delivers queue messages to the pods of their
+//! deployment version (dispatch), runs maintenance, and serves health checks; the REST façade
+//! builds on the same pool.
 #![forbid(unsafe_code)]
 
 mod api;
 mod config;
+mod delivery;
+mod dispatch;
+mod listener;
 
 use anyhow::{Context, Result};
 use config::Config;
@@ -37,12 +41,29 @@ async fn run() -> Result<()> {
     let client = pool.get().await.context("connecting to the database")?;
     drop(client);
 
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let dispatcher = config.dispatch.enabled.then(|| {
+        let pg: tokio_postgres::Config = config.database_url.parse().unwrap_or_default();
+        tokio::spawn(dispatch::Dispatcher::run(config.dispatch.clone(), pool.clone(), pg, stop.clone()))
+    });
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(listen = %config.listen, "pgworld-dispatcher serving");
-    axum::serve(listener, api::app(api::AppState { pool }))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    tracing::info!(listen = %config.listen, api = config.api_enabled, dispatch = config.dispatch.enabled, "pgworld-dispatcher serving");
+    let mut http_stop = stop.clone();
+    let server = axum::serve(listener, api::app(api::AppState { pool })).with_graceful_shutdown(async move {
+        let _ = http_stop.changed().await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new claims, draining deliveries");
+    let _ = stop_tx.send(true);
+    if let Some(d) = dispatcher {
+        match d.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "dispatcher failed"),
+            Err(e) => tracing::error!(error = %e, "dispatcher task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    server.await.context("HTTP server task")?.context("serving HTTP")?;
     tracing::info!("pgworld-dispatcher stopped");
     Ok(())
 }

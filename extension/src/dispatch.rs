@@ -170,7 +170,7 @@ fn complete(c: &mut SpiClient<'_>, lease_id: Uuid, outcome: &Outcome) -> bool {
 /// expired meanwhile discards the re-schedule.
 fn reschedule(c: &mut SpiClient<'_>, m: &Held, seconds: f64) {
     if q::version_expired(c, m.app, &m.version) {
-        kill(c, m.id, &version_expired_failure(), m.attempts, &m.queue_name, &m.version, false);
+        kill(c, m.id, &version_expired_failure(), m.attempts, &m.queue_name, &m.version);
         return;
     }
     db::update(
@@ -208,29 +208,33 @@ pub fn record_failure(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
 }
 
 /// Dead for good: retries exhausted or no route (queue.md §9).
+/// A message whose death changed no run or step (webhooks, health checks, runs gone or already
+/// finished) is not finalized, so an operator can still retry it from the dead letters.
 pub fn kill_finalized(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
-    kill(c, m.id, f, m.attempts, &m.queue_name, &m.version, true);
-    finalize(c, m, f);
+    kill(c, m.id, f, m.attempts, &m.queue_name, &m.version);
+    if finalize(c, m, f) {
+        db::update(c, "UPDATE workflow.messages SET failure_finalized_at = now() WHERE id = $1", &[m.id.into()]);
+    }
 }
 
-/// Makes a message dead with a failure; `finalized` ones can never be retried.
-pub fn kill(c: &mut SpiClient<'_>, id: i64, f: &Failure, attempts: i32, queue_name: &str, version: &str, finalized: bool) {
+/// Makes a message dead with a failure, retryable until something finalizes it.
+pub fn kill(c: &mut SpiClient<'_>, id: i64, f: &Failure, attempts: i32, queue_name: &str, version: &str) {
     let detail = queue::failure_detail(f, &ts::to_iso(ffi::now_micros()), attempts, queue_name, version);
     db::update(
         c,
         "UPDATE workflow.messages SET state = 'dead', attempts = $2, dead_at = now(), updated_at = now(), \
-         failure_finalized_at = CASE WHEN $3 THEN now() END, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
+         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
          WHERE id = $1",
-        &[id.into(), attempts.into(), finalized.into()],
+        &[id.into(), attempts.into()],
     );
     db::update(c, "UPDATE workflow.message_bodies SET last_failure = $2 WHERE id = $1", &[id.into(), JsonB(detail).into()]);
 }
 
 /// What a finalized dead message does to its run or step (queue.md §9). Event writes go through
 /// the event machinery, acting for the message's app, so every rule of events.md applies.
-fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
+fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) -> bool {
     if m.kind == QueueKind::Other || m.run_id.is_empty() {
-        return;
+        return false;
     }
     let body = db::select(
         c,
@@ -242,10 +246,10 @@ fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
         (r.boolean(1).unwrap_or(false), r.opt_text(2), r.opt_text(3), r.text(4), r.json(5), r.get::<Vec<u8>>(6).ok().flatten())
     });
     let Some((health_check, step_id, namespace, encoding, body_json, body_cbor)) = body else {
-        return;
+        return false;
     };
     if health_check {
-        return;
+        return false;
     }
     let message = body_json.or_else(|| body_cbor.and_then(|b| cbor::to_json(&b).ok())).unwrap_or(Value::Null);
     tenancy::acting_for(m.app, || {
@@ -258,10 +262,10 @@ fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
             }
         }
         let Some((status_terminal, spec_version, workflow_name)) = run else {
-            return;
+            return false;
         };
         if status_terminal {
-            return;
+            return false;
         }
         let error = queue::delivery_error(spec_version, "QueueDeliveryError", &f.message, &f.code).to_wire(Mode::Envelope);
         if let Some(step_id) = step_id {
@@ -287,7 +291,8 @@ fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
                 json!({"eventType": "run_failed", "eventData": {"error": error, "errorCode": "MAX_DELIVERIES_EXCEEDED"}}),
             );
         }
-    });
+        true
+    })
 }
 
 /// (terminal?, specVersion, workflowName) of a run of the app acted for.

@@ -100,7 +100,7 @@ fn kill_expired_versions(c: &mut SpiClient<'_>) -> usize {
     .collect();
     let failure = dispatch::version_expired_failure();
     for (id, attempts, queue_name, version) in &doomed {
-        dispatch::kill(c, *id, &failure, *attempts, queue_name, version, false);
+        dispatch::kill(c, *id, &failure, *attempts, queue_name, version);
     }
     doomed.len()
 }

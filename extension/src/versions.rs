@@ -211,7 +211,7 @@ fn expire(c: &mut SpiClient<'_>, app: i32, version: &str) -> Value {
     .map(|r| (r.bigint(1), r.int(2), r.text(3)))
     .collect();
     for (id, attempts, queue_name) in &queued {
-        dispatch::kill(c, *id, &failure, *attempts, queue_name, version, false);
+        dispatch::kill(c, *id, &failure, *attempts, queue_name, version);
     }
     let handlers = db::update(
         c,

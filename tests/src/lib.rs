@@ -1,6 +1,9 @@
 //! Test harness for pgworld's integration tier: a fresh database per test, cloned from the
 //! `pgworld_template` database that `./pgw test` prepares on a real PostgreSQL 17 cluster.
 
+pub mod process;
+pub mod receiver;
+
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -120,4 +123,61 @@ pub async fn call(
 pub async fn create_run(c: &Client, run_id: &str) -> Result<Value> {
     let body = serde_json::json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "wf"}});
     event_create(c, run_id, serde_json::json!({}), body).await?.map_err(|e| anyhow!("run_created failed: {e:?}"))
+}
+
+/// The login role dispatchers use in tests: a member of pgworld_service, created by ./pgw test.
+pub const DISPATCHER_ROLE: &str = "pgworld_it_dispatcher";
+
+impl TestDb {
+    /// This database's URL for the dispatcher's role.
+    pub fn dispatcher_url(&self) -> String {
+        with_user(&self.url, DISPATCHER_ROLE)
+    }
+}
+
+/// Enqueues a JSON message in the session's app; Ok(response) or Err(the WF error).
+pub async fn enqueue(c: &Client, envelope: Value) -> Result<std::result::Result<Value, WfErr>> {
+    call(c, "SELECT workflow.queue_enqueue('{}', $1)", &[&envelope]).await
+}
+
+/// Registers `pod` for `version` with the given endpoints in the session's app.
+pub async fn register(c: &Client, pod: &str, version: &str, endpoints: Value) -> Result<()> {
+    let body = serde_json::json!({"podId": pod, "deploymentVersion": version, "endpoints": endpoints});
+    call(c, "SELECT workflow.handler_register($1)", &[&body]).await?.map_err(|e| anyhow!("register failed: {e:?}"))?;
+    Ok(())
+}
+
+/// Numeric id of `msg_<n>`.
+pub fn msg_num(public: &str) -> i64 {
+    public.trim_start_matches("msg_").parse().unwrap_or_default()
+}
+
+/// Makes a waiting message due now and pings the dispatchers: the tests' clock, so retry
+/// schedules and delays are checked by their stored times instead of by sleeping through them.
+pub async fn advance_to_due(su: &Client, id: i64) -> Result<()> {
+    su.execute(
+        "UPDATE workflow.messages SET available_at = now() WHERE id = $1 AND state IN ('deferred', 'retrying', 'pending')",
+        &[&id],
+    )
+    .await?;
+    su.batch_execute("NOTIFY pgworld_queue").await?;
+    Ok(())
+}
+
+/// Polls `sql` (one row, one column) until it returns `want` or `timeout` passes.
+pub async fn wait_until<T>(c: &Client, sql: &str, want: T, timeout: std::time::Duration) -> Result<()>
+where
+    T: PartialEq + std::fmt::Debug + for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let got: T = c.query_one(sql, &[]).await?.try_get(0)?;
+        if got == want {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(anyhow!("{sql} returned {got:?}, wanted {want:?} within {timeout:?}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

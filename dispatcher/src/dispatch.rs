@@ -1,0 +1,297 @@
+//! The delivery loop (spec/queue.md §5, §11): claim due messages under leases, deliver them with
+//! bounded concurrency, renew the leases of open requests, record outcomes, and run maintenance.
+//! Every state change is a `workflow.*` call; this process holds no state a crash could lose.
+
+use crate::config::DispatchConfig;
+use crate::delivery::{Claimed, Deliverer};
+use deadpool_postgres::Pool;
+use pgworld_core::queue::Outcome;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use uuid::Uuid;
+
+/// Largest claim per call (queue.md §5.4).
+const CLAIM_BATCH: usize = 100;
+/// Largest batch of plain successes recorded in one call.
+const DELIVERED_BATCH: usize = 1000;
+
+pub struct Dispatcher {
+    cfg: DispatchConfig,
+    pool: Pool,
+    deliverer: Deliverer,
+    /// Pings, finished deliveries and reconnects wake the claim loop through this.
+    wake: Arc<Notify>,
+    /// HTTP requests in progress (the concurrency bound).
+    in_flight: AtomicUsize,
+    /// Leases to keep renewing: from claim until the outcome is recorded.
+    held: Mutex<HashSet<Uuid>>,
+    /// The last claim was full, so a freed slot should trigger another pass.
+    more_waiting: AtomicBool,
+    delivered_tx: mpsc::UnboundedSender<Uuid>,
+}
+
+impl Dispatcher {
+    /// Starts the claim loop, lease renewal, outcome recording, maintenance and the LISTEN
+    /// connection. Returns when `stop` fires and in-flight deliveries are drained (bounded).
+    pub async fn run(cfg: DispatchConfig, pool: Pool, pg: tokio_postgres::Config, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        let me = Arc::new(Dispatcher {
+            deliverer: Deliverer::new(&cfg)?,
+            cfg,
+            pool,
+            wake: Arc::clone(&wake),
+            in_flight: AtomicUsize::new(0),
+            held: Mutex::new(HashSet::new()),
+            more_waiting: AtomicBool::new(false),
+            delivered_tx,
+        });
+        let listener = tokio::spawn(crate::listener::run(pg, wake, stop.clone()));
+        let renewer = tokio::spawn(Arc::clone(&me).renew_loop(stop.clone()));
+        let maintenance = tokio::spawn(Arc::clone(&me).maintenance_loop(stop.clone()));
+        let recorder = tokio::spawn(Arc::clone(&me).record_delivered(delivered_rx));
+        tracing::info!(owner = %me.cfg.owner, concurrency = me.cfg.concurrency, lease = ?me.cfg.lease, "dispatcher started");
+        Arc::clone(&me).claim_loop(stop.clone()).await;
+
+        // Shutdown: no new claims; let open deliveries finish for a bounded time. Whatever is
+        // still open keeps its lease and is delivered again after it expires.
+        let deadline = tokio::time::Instant::now() + me.cfg.shutdown_drain;
+        while me.in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = me.in_flight.load(Ordering::Acquire);
+        if left > 0 {
+            tracing::warn!(left, "shutdown drain timed out; those messages are redelivered after their leases expire");
+        }
+        // Give the recorders a moment to write the outcomes of finished deliveries.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while left == 0 && !me.lock_held().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for task in [listener, renewer, maintenance, recorder] {
+            task.abort();
+        }
+        tracing::info!("dispatcher stopped");
+        Ok(())
+    }
+
+    async fn claim_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let free = self.cfg.concurrency.saturating_sub(self.in_flight.load(Ordering::Acquire));
+            let mut wait = self.cfg.poll_interval;
+            if free > 0 {
+                let batch = free.min(CLAIM_BATCH);
+                match self.claim(batch).await {
+                    Ok(claimed) => {
+                        failures = 0;
+                        let n = claimed.len();
+                        for m in claimed {
+                            self.start_delivery(m);
+                        }
+                        if n == batch {
+                            // A full batch: more may be due right now.
+                            self.more_waiting.store(true, Ordering::Release);
+                            continue;
+                        }
+                        self.more_waiting.store(false, Ordering::Release);
+                        wait = self.next_due_wait().await;
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        wait = Duration::from_millis(250 * u64::from(failures.min(20)));
+                        tracing::warn!(error = %e, retry_in = ?wait, "claim failed");
+                    }
+                }
+            } else {
+                self.more_waiting.store(true, Ordering::Release);
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn claim(&self, max: usize) -> anyhow::Result<Vec<Claimed>> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT lease_id, id, queue_name, url, encoding, body_json, body_cbor, headers, attempts, deployment_version \
+                 FROM workflow.dispatch_claim($1, $2, $3)",
+            )
+            .await?;
+        let max = i32::try_from(max)?;
+        let rows = client.query(&stmt, &[&self.cfg.owner, &max, &self.cfg.lease.as_secs_f64()]).await?;
+        let claimed: Vec<Claimed> = rows.iter().map(Claimed::from_row).collect::<anyhow::Result<_>>()?;
+        self.lock_held().extend(claimed.iter().map(|m| m.lease_id));
+        Ok(claimed)
+    }
+
+    /// Until the next message becomes due or lease expires, within the polling interval.
+    async fn next_due_wait(&self) -> Duration {
+        let poll = self.cfg.poll_interval;
+        let Ok(client) = self.pool.get().await else {
+            return poll;
+        };
+        let Ok(stmt) = client
+            .prepare_cached("SELECT extract(epoch FROM workflow.dispatch_next_due() - clock_timestamp())::float8")
+            .await
+        else {
+            return poll;
+        };
+        match client.query_one(&stmt, &[]).await.and_then(|r| r.try_get::<_, Option<f64>>(0)) {
+            Ok(Some(secs)) if secs.is_finite() => Duration::from_secs_f64(secs.max(0.0) + 0.005).min(poll),
+            _ => poll,
+        }
+    }
+
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn start_delivery(self: &Arc<Self>, m: Claimed) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = me.deliverer.deliver(&m).await;
+            tracing::debug!(message = m.id, attempt = m.attempts, version = %m.deployment_version, ?outcome,
+                            elapsed = ?started.elapsed(), "delivery finished");
+            me.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if me.more_waiting.load(Ordering::Acquire) {
+                me.wake.notify_one();
+            }
+            if outcome == Outcome::Delivered {
+                // Recorded in batches by the recorder; the lease stays renewed until then.
+                if me.delivered_tx.send(m.lease_id).is_err() {
+                    me.lock_held().remove(&m.lease_id);
+                }
+            } else {
+                me.record(m.lease_id, &outcome).await;
+            }
+        });
+    }
+
+    /// Records a non-trivial outcome, retrying while the database is unreachable for as long as
+    /// the lease could still be ours; after that the lease expiry takes over.
+    async fn record(&self, lease_id: Uuid, outcome: &Outcome) {
+        let body = outcome.to_json();
+        let give_up = tokio::time::Instant::now() + self.cfg.lease;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let result = async {
+                let client = self.pool.get().await?;
+                let stmt = client.prepare_cached("SELECT workflow.dispatch_complete($1, $2)").await?;
+                client.query_one(&stmt, &[&lease_id, &body]).await?;
+                Ok::<(), anyhow::Error>(())
+            }
+            .await;
+            match result {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() + pause < give_up => {
+                    tracing::warn!(error = %e, "recording a delivery outcome failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "giving up recording an outcome; the lease expiry will redeliver");
+                    break;
+                }
+            }
+        }
+        self.lock_held().remove(&lease_id);
+    }
+
+    /// Records plain successes in batches: one statement for everything that finished meanwhile.
+    async fn record_delivered(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Uuid>) {
+        let mut batch = Vec::with_capacity(DELIVERED_BATCH);
+        while rx.recv_many(&mut batch, DELIVERED_BATCH).await > 0 {
+            let mut pause = Duration::from_millis(100);
+            loop {
+                let result = async {
+                    let client = self.pool.get().await?;
+                    let stmt = client.prepare_cached("SELECT workflow.dispatch_delivered($1)").await?;
+                    client.query_one(&stmt, &[&batch]).await?;
+                    Ok::<(), anyhow::Error>(())
+                }
+                .await;
+                match result {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, count = batch.len(), "recording deliveries failed; retrying");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            let mut held = self.lock_held();
+            for id in batch.drain(..) {
+                held.remove(&id);
+            }
+        }
+    }
+
+    /// Renews every held lease each third of the lease time (queue.md §5.2).
+    async fn renew_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = self.cfg.lease / 3;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {
+                    if *stop.borrow() && self.in_flight.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
+                }
+            }
+            let ids: Vec<Uuid> = self.lock_held().iter().copied().collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let result = async {
+                let client = self.pool.get().await?;
+                let stmt = client.prepare_cached("SELECT workflow.dispatch_renew($1, $2)").await?;
+                let renewed: i64 = client.query_one(&stmt, &[&ids, &self.cfg.lease.as_secs_f64()]).await?.try_get(0)?;
+                Ok::<i64, anyhow::Error>(renewed)
+            }
+            .await;
+            match result {
+                Ok(n) => tracing::debug!(held = ids.len(), renewed = n, "leases renewed"),
+                Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying at the next interval"),
+            }
+        }
+    }
+
+    async fn maintenance_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.cfg.maintenance_interval) => {}
+                _ = stop.changed() => return,
+            }
+            let result = async {
+                let client = self.pool.get().await?;
+                let counts: serde_json::Value = client.query_one("SELECT workflow.maint_run()", &[]).await?.try_get(0)?;
+                Ok::<serde_json::Value, anyhow::Error>(counts)
+            }
+            .await;
+            match result {
+                Ok(counts) => {
+                    let busy = counts.as_object().is_some_and(|m| m.values().any(|v| v.as_i64().unwrap_or(0) > 0));
+                    if busy {
+                        tracing::info!(%counts, "maintenance");
+                    }
+                    // Maintenance can make messages claimable (cleared unroutable marks).
+                    self.wake.notify_one();
+                }
+                Err(e) => tracing::warn!(error = %e, "maintenance failed"),
+            }
+        }
+    }
+}

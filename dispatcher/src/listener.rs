@@ -1,0 +1,65 @@
+//! The one LISTEN connection per replica (spec/queue.md §11). A ping only wakes the claim loop;
+//! on a lost connection it reconnects with backoff (1 s → 30 s) and wakes the loop at once, since
+//! pings sent while it was away are gone.
+
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+pub const CHANNEL: &str = "pgworld_queue";
+
+pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let mut listened = false;
+        let session = async {
+            let (client, mut connection) = pg.connect(NoTls).await?;
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            let statement = format!("LISTEN {CHANNEL}");
+            {
+                let listen = client.batch_execute(&statement);
+                // The connection must be polled for LISTEN to complete.
+                tokio::pin!(listen);
+                loop {
+                    tokio::select! {
+                        r = &mut listen => { r?; break; }
+                        m = messages.next() => match m {
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => return Err(e),
+                            None => return Ok(()),
+                        },
+                    }
+                }
+            }
+            tracing::info!(channel = CHANNEL, "listening for queue pings");
+            listened = true;
+            wake.notify_one();
+            while let Some(m) = messages.next().await {
+                if let AsyncMessage::Notification(_) = m? {
+                    wake.notify_one();
+                }
+            }
+            // The client lives as long as the session: dropping it would close the connection.
+            drop(client);
+            Ok::<(), tokio_postgres::Error>(())
+        };
+        tokio::select! {
+            r = session => match r {
+                Ok(()) => tracing::warn!("LISTEN connection closed; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection failed; reconnecting"),
+            },
+            _ = stop.changed() => return,
+        }
+        if listened {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+        wake.notify_one();
+    }
+}

@@ -84,7 +84,8 @@ impl Config {
         // Platformatic's switch is honoured as an alias for turning delivery off.
         let dispatch_enabled =
             bool_setting(&env, "PGWORLD_DISPATCH_ENABLED", true)? && bool_setting(&env, "WF_ENABLE_POLLER", true)?;
-        let ms = |name: &str, default: u64, min: u64, max: u64| int_setting(&env, name, default, min, max).map(Duration::from_millis);
+        let ms =
+            |name: &str, default: u64, min: u64, max: u64| int_setting(&env, name, default, min, max).map(Duration::from_millis);
         let lease_seconds = int_setting(&env, "PGWORLD_LEASE_SECONDS", 60, 1, 86_400)?;
         let dispatch = DispatchConfig {
             enabled: dispatch_enabled,

@@ -74,7 +74,8 @@ impl Claimed {
         let mut map = HeaderMap::new();
         if let Some(Value::Object(h)) = &self.headers {
             for (k, v) in h {
-                let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(k.as_str()), v.as_str().map(HeaderValue::from_str)) else {
+                let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(k.as_str()), v.as_str().map(HeaderValue::from_str))
+                else {
                     continue;
                 };
                 if queue::forwardable_header(k) {
@@ -111,14 +112,11 @@ impl Deliverer {
             return failed("ROUTE_NOT_FOUND", "no handler URL for the message's version".into(), None, None);
         };
         let (body, content_type) = m.encode();
-        let request = self
-            .client
-            .post(url)
-            .headers(m.extra_headers())
-            .header(CONTENT_TYPE, content_type)
-            .body(body);
+        let request = self.client.post(url).headers(m.extra_headers()).header(CONTENT_TYPE, content_type).body(body);
         let response = match tokio::time::timeout(self.headers_timeout, request.send()).await {
-            Err(_) => return failed("UND_ERR_HEADERS_TIMEOUT", "handler sent no response headers in time".into(), None, Some(url)),
+            Err(_) => {
+                return failed("UND_ERR_HEADERS_TIMEOUT", "handler sent no response headers in time".into(), None, Some(url))
+            }
             Ok(Err(e)) => return transport_failure(&e, url),
             Ok(Ok(r)) => r,
         };
@@ -140,7 +138,9 @@ impl Deliverer {
         let mut body = Vec::new();
         loop {
             match tokio::time::timeout(self.body_timeout, response.chunk()).await {
-                Err(_) => return Err(failed("UND_ERR_BODY_TIMEOUT", "handler stalled while sending its response".into(), None, None)),
+                Err(_) => {
+                    return Err(failed("UND_ERR_BODY_TIMEOUT", "handler stalled while sending its response".into(), None, None))
+                }
                 Ok(Err(e)) => return Err(transport_failure(&e, "")),
                 Ok(Ok(None)) => return Ok(body),
                 Ok(Ok(Some(chunk))) => {
@@ -172,7 +172,12 @@ impl WithUrl for Outcome {
 }
 
 fn failed(code: &str, message: String, status_code: Option<u16>, url: Option<&str>) -> Outcome {
-    Outcome::Failed(Failure { code: code.into(), message, status_code, url: url.filter(|u| !u.is_empty()).map(queue::sanitize_url) })
+    Outcome::Failed(Failure {
+        code: code.into(),
+        message,
+        status_code,
+        url: url.filter(|u| !u.is_empty()).map(queue::sanitize_url),
+    })
 }
 
 /// Maps a transport error to the codes Platformatic reports (queue.md §8.1).

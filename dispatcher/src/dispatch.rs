@@ -36,7 +36,12 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Starts the claim loop, lease renewal, outcome recording, maintenance and the LISTEN
     /// connection. Returns when `stop` fires and in-flight deliveries are drained (bounded).
-    pub async fn run(cfg: DispatchConfig, pool: Pool, pg: tokio_postgres::Config, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    pub async fn run(
+        cfg: DispatchConfig,
+        pool: Pool,
+        pg: tokio_postgres::Config,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
         let me = Arc::new(Dispatcher {
@@ -106,7 +111,7 @@ impl Dispatcher {
                     Err(e) => {
                         failures = failures.saturating_add(1);
                         wait = Duration::from_millis(250 * u64::from(failures.min(20)));
-                        tracing::warn!(error = %e, retry_in = ?wait, "claim failed");
+                        tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "claim failed");
                     }
                 }
             } else {
@@ -141,9 +146,8 @@ impl Dispatcher {
         let Ok(client) = self.pool.get().await else {
             return poll;
         };
-        let Ok(stmt) = client
-            .prepare_cached("SELECT extract(epoch FROM workflow.dispatch_next_due() - clock_timestamp())::float8")
-            .await
+        let Ok(stmt) =
+            client.prepare_cached("SELECT extract(epoch FROM workflow.dispatch_next_due() - clock_timestamp())::float8").await
         else {
             return poll;
         };
@@ -197,12 +201,12 @@ impl Dispatcher {
             match result {
                 Ok(()) => break,
                 Err(e) if tokio::time::Instant::now() + pause < give_up => {
-                    tracing::warn!(error = %e, "recording a delivery outcome failed; retrying");
+                    tracing::warn!(error = %format!("{e:#}"), "recording a delivery outcome failed; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "giving up recording an outcome; the lease expiry will redeliver");
+                    tracing::error!(error = %format!("{e:#}"), "giving up recording an outcome; the lease expiry will redeliver");
                     break;
                 }
             }
@@ -226,7 +230,7 @@ impl Dispatcher {
                 match result {
                     Ok(()) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, count = batch.len(), "recording deliveries failed; retrying");
+                        tracing::warn!(error = %format!("{e:#}"), count = batch.len(), "recording deliveries failed; retrying");
                         tokio::time::sleep(pause).await;
                         pause = (pause * 2).min(Duration::from_secs(5));
                     }
@@ -264,7 +268,7 @@ impl Dispatcher {
             .await;
             match result {
                 Ok(n) => tracing::debug!(held = ids.len(), renewed = n, "leases renewed"),
-                Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying at the next interval"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "lease renewal failed; retrying at the next interval"),
             }
         }
     }
@@ -290,7 +294,7 @@ impl Dispatcher {
                     // Maintenance can make messages claimable (cleared unroutable marks).
                     self.wake.notify_one();
                 }
-                Err(e) => tracing::warn!(error = %e, "maintenance failed"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "maintenance failed"),
             }
         }
     }

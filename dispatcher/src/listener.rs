@@ -45,15 +45,18 @@ pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, mut stop: watch:
             drop(client);
             Ok::<(), tokio_postgres::Error>(())
         };
-        tokio::select! {
-            r = session => match r {
-                Ok(()) => tracing::warn!("LISTEN connection closed; reconnecting"),
-                Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection failed; reconnecting"),
-            },
+        let result = tokio::select! {
+            r = session => r,
             _ = stop.changed() => return,
-        }
+        };
         if listened {
             backoff = Duration::from_secs(1);
+        }
+        match result {
+            Ok(()) => tracing::warn!(retry_in = ?backoff, "LISTEN connection closed; reconnecting"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), retry_in = ?backoff, "LISTEN connection failed; reconnecting")
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}

@@ -19,6 +19,7 @@ use tokio_postgres::NoTls;
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     if let Err(e) = run().await {
         eprintln!("pgworld-dispatcher: {e:#}");
@@ -66,6 +67,18 @@ async fn run() -> Result<()> {
     server.await.context("HTTP server task")?.context("serving HTTP")?;
     tracing::info!("pgworld-dispatcher stopped");
     Ok(())
+}
+
+/// An error with its causes, for logs: tokio-postgres puts the server's message in the source.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 async fn shutdown_signal() {

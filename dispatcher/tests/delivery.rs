@@ -35,7 +35,11 @@ async fn v1_messages_reach_only_v1_pods_after_v2_registers() -> Result<()> {
     register(&c, "pod-v1", "v1", v1.endpoints("v1")).await?;
     let _d = spawn(&db, "pinning", &[])?;
     for i in 0..10 {
-        enqueue_ok(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": format!("wrun_{i}")}, "deploymentId": "v1"})).await?;
+        enqueue_ok(
+            &c,
+            json!({"queueName": "__wkf_workflow_wf", "message": {"runId": format!("wrun_{i}")}, "deploymentId": "v1"}),
+        )
+        .await?;
     }
     v1.wait_for(10, Duration::from_secs(20)).await?;
     // v2 is deployed: new pods register; old runs keep sending v1 messages.
@@ -54,7 +58,10 @@ async fn v1_messages_reach_only_v1_pods_after_v2_registers() -> Result<()> {
     ensure!(first.path == "/v1/workflow" && first.content_type() == "application/json", "{first:?}");
     let body = first.json.clone().unwrap_or_default();
     ensure!(body["meta"]["queueName"] == "__wkf_workflow_wf" && body["meta"]["attempt"] == 0, "{body}");
-    ensure!(body["meta"]["messageId"].as_str().is_some_and(|s| s.starts_with("msg_")) && body["message"]["runId"].is_string(), "{body}");
+    ensure!(
+        body["meta"]["messageId"].as_str().is_some_and(|s| s.starts_with("msg_")) && body["message"]["runId"].is_string(),
+        "{body}"
+    );
 
     // A version with no pods: its message waits, it is not dropped, and goes out once one registers.
     let v3 = Receiver::start().await?;
@@ -155,7 +162,10 @@ async fn the_retry_schedule_ends_in_a_dead_letter_that_can_be_retried() -> Resul
         let sql = format!("SELECT attempts FROM workflow.messages WHERE id = {id}");
         wait_until(&su, &sql, i32::try_from(attempt)?, Duration::from_secs(20)).await?;
         let row = su
-            .query_one("SELECT state, extract(epoch FROM available_at - updated_at)::float8 FROM workflow.messages WHERE id = $1", &[&id])
+            .query_one(
+                "SELECT state, extract(epoch FROM available_at - updated_at)::float8 FROM workflow.messages WHERE id = $1",
+                &[&id],
+            )
             .await?;
         let (state, wait): (String, f64) = (row.get(0), row.get(1));
         if attempt < 10 {
@@ -177,7 +187,13 @@ async fn the_retry_schedule_ends_in_a_dead_letter_that_can_be_retried() -> Resul
     r.script(|_| Reply::ok());
     call(&c, "SELECT workflow.dead_letter_retry($1)", &[&format!("msg_{id}")]).await?.map_err(|e| anyhow!("{e:?}"))?;
     r.wait_for(11, Duration::from_secs(20)).await?;
-    wait_until(&su, &format!("SELECT state FROM workflow.messages WHERE id = {id}"), "delivered".to_owned(), Duration::from_secs(10)).await?;
+    wait_until(
+        &su,
+        &format!("SELECT state FROM workflow.messages WHERE id = {id}"),
+        "delivered".to_owned(),
+        Duration::from_secs(10),
+    )
+    .await?;
     ensure!(r.deliveries()[10].attempt() == 0, "a retried dead letter starts over");
     Ok(())
 }
@@ -190,13 +206,17 @@ async fn timeout_seconds_and_425_reschedule_the_same_message() -> Result<()> {
     r.script(|_| Reply::json(200, json!({"timeoutSeconds": 30})));
     register(&c, "pod", "v1", r.endpoints("p")).await?;
     let _d = spawn(&db, "reschedule", &[])?;
-    let id = enqueue_ok(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_s"}, "deploymentId": "v1"})).await?;
+    let id =
+        enqueue_ok(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_s"}, "deploymentId": "v1"})).await?;
     let su = db.superuser().await?;
     r.wait_for(1, Duration::from_secs(20)).await?;
     let sql = format!("SELECT state || ':' || attempts || ':' || round(extract(epoch FROM available_at - updated_at)) FROM workflow.messages WHERE id = {id}");
     wait_until(&su, &sql, "deferred:0:30".to_owned(), Duration::from_secs(10)).await?;
 
-    let retry_after = su.query_one("SELECT to_char((now() + interval '5 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", &[]).await?.get::<_, String>(0);
+    let retry_after = su
+        .query_one("SELECT to_char((now() + interval '5 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')", &[])
+        .await?
+        .get::<_, String>(0);
     r.script(move |_| Reply::json(425, json!({"statusCode": 425, "error": "Too Early", "meta": {"retryAfter": retry_after}})));
     advance_to_due(&su, id).await?;
     r.wait_for(2, Duration::from_secs(20)).await?;
@@ -211,7 +231,13 @@ async fn timeout_seconds_and_425_reschedule_the_same_message() -> Result<()> {
     r.script(|_| Reply::ok());
     advance_to_due(&su, id).await?;
     r.wait_for(3, Duration::from_secs(20)).await?;
-    wait_until(&su, &format!("SELECT state FROM workflow.messages WHERE id = {id}"), "delivered".to_owned(), Duration::from_secs(10)).await?;
+    wait_until(
+        &su,
+        &format!("SELECT state FROM workflow.messages WHERE id = {id}"),
+        "delivered".to_owned(),
+        Duration::from_secs(10),
+    )
+    .await?;
     let ids: BTreeSet<String> = r.deliveries().iter().map(|d| d.message_id()).collect();
     let attempts: Vec<i64> = r.deliveries().iter().map(|d| d.attempt()).collect();
     ensure!(ids.len() == 1 && attempts == [0, 0, 0], "same id, attempts unchanged: {ids:?} {attempts:?}");
@@ -236,7 +262,8 @@ async fn two_dispatchers_deliver_every_message_once() -> Result<()> {
     c.batch_execute("COMMIT").await?;
     r.wait_for(N, Duration::from_secs(60)).await?;
     let su = db.superuser().await?;
-    wait_until(&su, "SELECT count(*) FROM workflow.messages WHERE state = 'delivered'", N as i64, Duration::from_secs(20)).await?;
+    wait_until(&su, "SELECT count(*) FROM workflow.messages WHERE state = 'delivered'", N as i64, Duration::from_secs(20))
+        .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
     for d in r.deliveries() {
@@ -265,14 +292,18 @@ async fn kill_9_mid_delivery_loses_nothing() -> Result<()> {
     for round in 0..ROUNDS {
         let mut victim = spawn(&db, &format!("kill9-{round}"), &env)?;
         for i in 0..PER_ROUND {
-            expected.insert(format!("msg_{}", enqueue_ok(&c, json!({"queueName": "q", "message": [round, i], "deploymentId": "v1"})).await?));
+            expected.insert(format!(
+                "msg_{}",
+                enqueue_ok(&c, json!({"queueName": "q", "message": [round, i], "deploymentId": "v1"})).await?
+            ));
         }
         r.wait_for((round + 1) * PER_ROUND * 2 - PER_ROUND, Duration::from_secs(30)).await?;
         victim.kill9();
         // A fresh replica takes over after the leases expire.
         let survivor = spawn(&db, &format!("kill9-next-{round}"), &env)?;
         r.wait_for((round + 1) * PER_ROUND * 2, Duration::from_secs(30)).await?;
-        wait_until(&su, "SELECT count(*) FROM workflow.messages WHERE state <> 'delivered'", 0i64, Duration::from_secs(20)).await?;
+        wait_until(&su, "SELECT count(*) FROM workflow.messages WHERE state <> 'delivered'", 0i64, Duration::from_secs(20))
+            .await?;
         drop(survivor);
     }
     let delivered: BTreeSet<String> = r.deliveries().iter().filter(|d| d.attempt() == 1).map(|d| d.message_id()).collect();
@@ -293,14 +324,15 @@ async fn a_long_step_keeps_its_lease_and_is_delivered_once() -> Result<()> {
     // (three minutes against the default 60 s lease unless PGWORLD_IT_LONG_STEP_S says otherwise)
     // must not see the message twice.
     let hold: u64 = std::env::var("PGWORLD_IT_LONG_STEP_S").ok().and_then(|v| v.parse().ok()).unwrap_or(180);
-    let lease = (hold / 3).max(1).min(60).to_string();
+    let lease = (hold / 3).clamp(1, 60).to_string();
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
     let r = Receiver::start().await?;
     r.script(move |_| Reply::ok().after(Duration::from_secs(hold)));
     register(&c, "pod", "v1", r.endpoints("p")).await?;
     let _d = spawn(&db, "long-step", &[("PGWORLD_LEASE_SECONDS", &lease)])?;
-    let id = enqueue_ok(&c, json!({"queueName": "__wkf_step_s", "message": {"runId": "wrun_long"}, "deploymentId": "v1"})).await?;
+    let id =
+        enqueue_ok(&c, json!({"queueName": "__wkf_step_s", "message": {"runId": "wrun_long"}, "deploymentId": "v1"})).await?;
     let su = db.superuser().await?;
     let sql = format!("SELECT state FROM workflow.messages WHERE id = {id}");
     wait_until(&su, &sql, "delivered".to_owned(), Duration::from_secs(hold + 60)).await?;

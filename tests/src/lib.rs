@@ -1,6 +1,7 @@
 //! Test harness for pgworld's integration tier: a fresh database per test, cloned from the
 //! `pgworld_template` database that `./pgw test` prepares on a real PostgreSQL 17 cluster.
 
+pub mod cluster;
 pub mod process;
 pub mod receiver;
 

@@ -33,7 +33,7 @@ impl DispatcherProc {
             .env("PGWORLD_POLL_INTERVAL_MS", "200")
             .env("PGWORLD_MAINTENANCE_INTERVAL_S", "3600")
             .env("PGWORLD_DB_POOL_SIZE", "8")
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file));
         for (k, v) in env {
             cmd.env(k, v);

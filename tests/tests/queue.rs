@@ -127,7 +127,10 @@ async fn a_concurrent_duplicate_idempotency_key_gets_409() -> Result<()> {
     first.batch_execute("BEGIN").await?;
     enqueue(&first, env.clone()).await?.map_err(|e| anyhow!("{e:?}"))?;
     // The second insert waits on the first's uncommitted key, then sees it committed.
-    let racing = tokio::spawn(async move { enqueue(&second, json!({"queueName": "q2", "message": 2, "idempotencyKey": "order-7"})).await });
+    let racing =
+        tokio::spawn(
+            async move { enqueue(&second, json!({"queueName": "q2", "message": 2, "idempotencyKey": "order-7"})).await },
+        );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     ensure!(!racing.is_finished(), "the duplicate waits for the first transaction");
     first.batch_execute("COMMIT").await?;
@@ -147,14 +150,16 @@ async fn the_rate_quota_counts_accepted_enqueues_per_minute() -> Result<()> {
     call(&c, "SELECT workflow.quotas_put($1)", &[&json!({"maxQueuePerMinute": 5})]).await?.map_err(|e| anyhow!("{e:?}"))?;
     // A minute boundary inside the loop would reset the window: retry the check once if so.
     for _ in 0..2 {
-        let minute: f64 = c.query_one("SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()))::float8", &[]).await?.get(0);
+        let minute: f64 =
+            c.query_one("SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()))::float8", &[]).await?.get(0);
         let su = db.superuser().await?;
         su.batch_execute("DELETE FROM workflow.queue_rate").await?;
         let mut outcomes = Vec::new();
         for i in 0..7 {
             outcomes.push(enqueue(&c, json!({"queueName": "q", "message": i})).await?);
         }
-        let after: f64 = c.query_one("SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()))::float8", &[]).await?.get(0);
+        let after: f64 =
+            c.query_one("SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()))::float8", &[]).await?.get(0);
         if after != minute {
             continue;
         }
@@ -179,7 +184,9 @@ async fn concurrent_claims_skip_locked_rows_and_route_by_version() -> Result<()>
     register(&c, "pod-1", "v1", ENDPOINTS()).await?;
     for i in 0..40 {
         let version = if i % 4 == 0 { "v2" } else { "v1" };
-        enqueue(&c, json!({"queueName": "__wkf_workflow_w", "message": {"i": i}, "deploymentId": version})).await?.map_err(|e| anyhow!("{e:?}"))?;
+        enqueue(&c, json!({"queueName": "__wkf_workflow_w", "message": {"i": i}, "deploymentId": version}))
+            .await?
+            .map_err(|e| anyhow!("{e:?}"))?;
     }
     let a = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
     let b = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
@@ -211,7 +218,8 @@ async fn failures_follow_the_retry_schedule_and_the_tenth_kills_and_fails_the_ru
     let c = db.session("default").await?;
     started_run(&c, "wrun_doomed").await?;
     register(&c, "pod-1", "v1", ENDPOINTS()).await?;
-    let out = enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_doomed"}, "deploymentId": "v1"})).await?;
+    let out =
+        enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_doomed"}, "deploymentId": "v1"})).await?;
     let id = msg_num(out.map_err(|e| anyhow!("{e:?}"))?["messageId"].as_str().unwrap_or_default());
     let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
     let su = db.superuser().await?;
@@ -233,7 +241,9 @@ async fn failures_follow_the_retry_schedule_and_the_tenth_kills_and_fails_the_ru
     }
     ensure!(waits == [2, 4, 8, 16, 32, 60, 60, 60, 60], "retry waits {waits:?}");
 
-    let run = call(&c, "SELECT workflow.run_get('wrun_doomed', '{\"$payload\":\"envelope\"}')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    let run = call(&c, "SELECT workflow.run_get('wrun_doomed', '{\"$payload\":\"envelope\"}')", &[])
+        .await?
+        .map_err(|e| anyhow!("{e:?}"))?;
     ensure!(run["status"] == "failed" && run["errorCode"] == "MAX_DELIVERIES_EXCEEDED", "{run}");
     let data = run["error"]["data"].as_str().unwrap_or_default().to_owned();
     let devl = String::from_utf8(base64_decode(&data)).unwrap_or_default();
@@ -245,7 +255,10 @@ async fn failures_follow_the_retry_schedule_and_the_tenth_kills_and_fails_the_ru
     let dead = call(&c, "SELECT workflow.dead_letters_list('{}')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
     let item = &dead["data"][0];
     ensure!(item["messageId"] == format!("msg_{id}") && item["attempts"] == 10, "{item}");
-    ensure!(item["lastFailure"]["code"] == "HTTP_500" && item["lastFailure"]["target"]["url"] == "http://pod-1:3000/flow", "{item}");
+    ensure!(
+        item["lastFailure"]["code"] == "HTTP_500" && item["lastFailure"]["target"]["url"] == "http://pod-1:3000/flow",
+        "{item}"
+    );
     ensure!(item["failureFinalizedAt"].is_string() && item["payload"] == json!({"runId": "wrun_doomed"}), "{item}");
     let again = call(&c, "SELECT workflow.dead_letter_retry($1)", &[&format!("msg_{id}")]).await?;
     ensure!(matches!(&again, Err(e) if e.sqlstate == "WF409"), "a finalized dead letter is not retried: {again:?}");
@@ -273,9 +286,14 @@ async fn a_dead_step_message_fails_its_step_and_continues_the_run() -> Result<()
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
     started_run(&c, "wrun_step").await?;
-    event_create(&c, "wrun_step", json!({}), json!({"eventType": "step_created", "correlationId": "step_1", "eventData": {"stepName": "charge", "input": []}}))
-        .await?
-        .map_err(|e| anyhow!("{e:?}"))?;
+    event_create(
+        &c,
+        "wrun_step",
+        json!({}),
+        json!({"eventType": "step_created", "correlationId": "step_1", "eventData": {"stepName": "charge", "input": []}}),
+    )
+    .await?
+    .map_err(|e| anyhow!("{e:?}"))?;
     register(&c, "pod-1", "v1", ENDPOINTS()).await?;
     enqueue(&c, json!({"queueName": "__acme_wkf_workflow_wf", "message": {"runId": "wrun_step", "stepId": "step_1"}, "deploymentId": "v1"}))
         .await?
@@ -358,10 +376,8 @@ async fn expired_leases_count_as_failures_and_renewals_keep_them() -> Result<()>
     let su = db.superuser().await?;
     let (st, attempts, wait, _) = state(&su, claimed[1].1).await?;
     ensure!(st == "retrying" && attempts == 1 && wait.round() == 2.0, "{st} {attempts} {wait}");
-    let code: String = su
-        .query_one("SELECT last_failure->>'code' FROM workflow.message_bodies WHERE id = $1", &[&claimed[1].1])
-        .await?
-        .get(0);
+    let code: String =
+        su.query_one("SELECT last_failure->>'code' FROM workflow.message_bodies WHERE id = $1", &[&claimed[1].1]).await?.get(0);
     ensure!(code == "LEASE_EXPIRED");
     ensure!(!complete(&d, &claimed[1].0, json!({"outcome": "delivered"})).await?, "the expired lease's outcome is ignored");
     ensure!(complete(&d, &kept, json!({"outcome": "delivered"})).await?, "the renewed lease still holds");
@@ -376,39 +392,67 @@ async fn draining_counts_follow_live_work_and_force_expire_clears_it() -> Result
     for run in ["wrun_a", "wrun_b"] {
         started_run(&c, run).await?;
     }
-    event_create(&c, "wrun_a", json!({}), json!({"eventType": "hook_created", "correlationId": "h1", "eventData": {"token": "tok"}}))
-        .await?
-        .map_err(|e| anyhow!("{e:?}"))?;
-    event_create(&c, "wrun_b", json!({}), json!({"eventType": "wait_created", "correlationId": "w1", "eventData": {"resumeAt": 4102444800000i64}}))
-        .await?
-        .map_err(|e| anyhow!("{e:?}"))?;
+    event_create(
+        &c,
+        "wrun_a",
+        json!({}),
+        json!({"eventType": "hook_created", "correlationId": "h1", "eventData": {"token": "tok"}}),
+    )
+    .await?
+    .map_err(|e| anyhow!("{e:?}"))?;
+    event_create(
+        &c,
+        "wrun_b",
+        json!({}),
+        json!({"eventType": "wait_created", "correlationId": "w1", "eventData": {"resumeAt": 4102444800000i64}}),
+    )
+    .await?
+    .map_err(|e| anyhow!("{e:?}"))?;
     register(&c, "pod-1", "v1", ENDPOINTS()).await?;
-    enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_a"}, "deploymentId": "v1"})).await?.map_err(|e| anyhow!("{e:?}"))?;
+    enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_a"}, "deploymentId": "v1"}))
+        .await?
+        .map_err(|e| anyhow!("{e:?}"))?;
     let s = version_status(&c).await?;
-    ensure!(s == json!({"activeRuns": 2, "pendingHooks": 1, "pendingWaits": 1, "queuedMessages": 1, "drained": false, "status": "active"}), "{s}");
+    ensure!(
+        s == json!({"activeRuns": 2, "pendingHooks": 1, "pendingWaits": 1, "queuedMessages": 1, "drained": false, "status": "active"}),
+        "{s}"
+    );
 
     // wrun_b finishes: its wait is completed by termination.
-    event_create(&c, "wrun_b", json!({}), json!({"eventType": "run_completed", "eventData": {"output": 1}})).await?.map_err(|e| anyhow!("{e:?}"))?;
+    event_create(&c, "wrun_b", json!({}), json!({"eventType": "run_completed", "eventData": {"output": 1}}))
+        .await?
+        .map_err(|e| anyhow!("{e:?}"))?;
     let s = version_status(&c).await?;
     ensure!(s["activeRuns"] == 1 && s["pendingWaits"] == 0 && s["drained"] == false, "{s}");
 
-    call(&c, "SELECT workflow.version_notify($1)", &[&json!({"applicationId": "default", "deploymentVersion": "v1", "status": "draining"})])
-        .await?
-        .map_err(|e| anyhow!("{e:?}"))?;
+    call(
+        &c,
+        "SELECT workflow.version_notify($1)",
+        &[&json!({"applicationId": "default", "deploymentVersion": "v1", "status": "draining"})],
+    )
+    .await?
+    .map_err(|e| anyhow!("{e:?}"))?;
     ensure!(version_status(&c).await?["status"] == "draining");
     let expired = call(&c, "SELECT workflow.version_expire('v1')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
     ensure!(
-        expired == json!({"cancelledRuns": 1, "deadLetteredMessages": 1, "disposedHooks": 1, "completedWaits": 0, "deregisteredHandlers": 1}),
+        expired
+            == json!({"cancelledRuns": 1, "deadLetteredMessages": 1, "disposedHooks": 1, "completedWaits": 0, "deregisteredHandlers": 1}),
         "{expired}"
     );
     let s = version_status(&c).await?;
-    ensure!(s == json!({"activeRuns": 0, "pendingHooks": 0, "pendingWaits": 0, "queuedMessages": 0, "drained": true, "status": "expired"}), "{s}");
+    ensure!(
+        s == json!({"activeRuns": 0, "pendingHooks": 0, "pendingWaits": 0, "queuedMessages": 0, "drained": true, "status": "expired"}),
+        "{s}"
+    );
     let again = call(&c, "SELECT workflow.version_expire('v1')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
     ensure!(again["cancelledRuns"] == 0 && again["deadLetteredMessages"] == 0, "repeating returns zeros: {again}");
 
     let events = call(&c, "SELECT workflow.events_list('wrun_a', '{}')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
     let last = events["data"].as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
-    ensure!(last["eventType"] == "run_cancelled" && last["eventData"]["cancelReason"] == "deployment version v1 expired", "{last}");
+    ensure!(
+        last["eventType"] == "run_cancelled" && last["eventData"]["cancelReason"] == "deployment version v1 expired",
+        "{last}"
+    );
     let dl = call(&c, "SELECT workflow.dead_letters_list('{}')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
     ensure!(dl["data"][0]["lastFailure"]["code"] == "VERSION_EXPIRED" && dl["data"][0]["failureFinalizedAt"].is_null(), "{dl}");
 
@@ -417,15 +461,29 @@ async fn draining_counts_follow_live_work_and_force_expire_clears_it() -> Result
     let body = json!({"podId": "pod-9", "deploymentVersion": "v1", "endpoints": ENDPOINTS()});
     let e = call(&c, "SELECT workflow.handler_register($1)", &[&body]).await?.err();
     ensure!(e.as_ref().is_some_and(|e| e.sqlstate == "WF410"), "{e:?}");
-    let e = call(&c, "SELECT workflow.version_notify($1)", &[&json!({"applicationId": "default", "deploymentVersion": "v1", "status": "active"})])
-        .await?
-        .err();
+    let e = call(
+        &c,
+        "SELECT workflow.version_notify($1)",
+        &[&json!({"applicationId": "default", "deploymentVersion": "v1", "status": "active"})],
+    )
+    .await?
+    .err();
     ensure!(e.as_ref().is_some_and(|e| e.sqlstate == "WF409" && e.code == "WF_VERSION_EXPIRED"), "{e:?}");
-    let e = call(&c, "SELECT workflow.version_notify($1)", &[&json!({"applicationId": "nope", "deploymentVersion": "v1", "status": "active"})])
-        .await?
-        .err();
+    let e = call(
+        &c,
+        "SELECT workflow.version_notify($1)",
+        &[&json!({"applicationId": "nope", "deploymentVersion": "v1", "status": "active"})],
+    )
+    .await?
+    .err();
     ensure!(e.as_ref().is_some_and(|e| e.sqlstate == "WF404"), "{e:?}");
-    let r = event_create(&c, "wrun_new", json!({}), json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "wf"}})).await?;
+    let r = event_create(
+        &c,
+        "wrun_new",
+        json!({}),
+        json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "wf"}}),
+    )
+    .await?;
     ensure!(matches!(&r, Err(e) if e.sqlstate == "WF410"), "no new runs on an expired version: {r:?}");
     Ok(())
 }
@@ -445,8 +503,14 @@ async fn service_scoped_registrations_replace_pods_of_their_version() -> Result<
     let r = call(&c, "SELECT workflow.handler_register($1)", &[&late]).await?.map_err(|e| anyhow!("{e:?}"))?;
     ensure!(r == json!({"registered": true}) && pods(&su).await? == ["svc"], "a pod registration is ignored but answered 201");
     for (bad, want) in [
-        (json!({"deploymentVersion": "v1", "endpoints": ENDPOINTS()}), "podId (or machineId), deploymentVersion, and endpoints are required"),
-        (json!({"podId": "p", "deploymentVersion": "v1", "endpoints": {"workflow": "http://a/x", "step": "nope", "webhook": "http://a/y"}}), "endpoint URL is invalid: step"),
+        (
+            json!({"deploymentVersion": "v1", "endpoints": ENDPOINTS()}),
+            "podId (or machineId), deploymentVersion, and endpoints are required",
+        ),
+        (
+            json!({"podId": "p", "deploymentVersion": "v1", "endpoints": {"workflow": "http://a/x", "step": "nope", "webhook": "http://a/y"}}),
+            "endpoint URL is invalid: step",
+        ),
     ] {
         let e = call(&c, "SELECT workflow.handler_register($1)", &[&bad]).await?.err();
         ensure!(e.as_ref().is_some_and(|e| e.sqlstate == "WF400" && e.message == want), "{e:?}");
@@ -462,10 +526,16 @@ async fn maintenance_reaps_orphans_and_kills_long_unroutable_messages() -> Resul
     let c = db.session("default").await?;
     started_run(&c, "wrun_orphan").await?;
     started_run(&c, "wrun_sleeping").await?;
-    event_create(&c, "wrun_sleeping", json!({}), json!({"eventType": "wait_created", "correlationId": "w", "eventData": {"resumeAt": 4102444800000i64}}))
-        .await?
-        .map_err(|e| anyhow!("{e:?}"))?;
-    let out = enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_lost"}, "deploymentId": "v-gone"})).await?;
+    event_create(
+        &c,
+        "wrun_sleeping",
+        json!({}),
+        json!({"eventType": "wait_created", "correlationId": "w", "eventData": {"resumeAt": 4102444800000i64}}),
+    )
+    .await?
+    .map_err(|e| anyhow!("{e:?}"))?;
+    let out = enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_lost"}, "deploymentId": "v-gone"}))
+        .await?;
     let id = msg_num(out.map_err(|e| anyhow!("{e:?}"))?["messageId"].as_str().unwrap_or_default());
     let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
     let su = db.superuser().await?;
@@ -487,7 +557,8 @@ async fn maintenance_reaps_orphans_and_kills_long_unroutable_messages() -> Resul
     ensure!(counts["unroutableDead"] == 1, "{counts}");
     let (st, _, _, _) = state(&su, id).await?;
     ensure!(st == "dead");
-    let code: String = su.query_one("SELECT last_failure->>'code' FROM workflow.message_bodies WHERE id = $1", &[&id]).await?.get(0);
+    let code: String =
+        su.query_one("SELECT last_failure->>'code' FROM workflow.message_bodies WHERE id = $1", &[&id]).await?.get(0);
     ensure!(code == "ROUTE_NOT_FOUND");
     Ok(())
 }

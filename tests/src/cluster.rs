@@ -1,0 +1,87 @@
+//! A private PostgreSQL 17 cluster for tests that must stop or restart the server, which the
+//! shared test cluster cannot allow. It runs as the `postgres` OS user when the tests run as root.
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+pub struct PrivateCluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+impl PrivateCluster {
+    /// initdb + start on a free port, with the pgworld extension created in database `postgres`.
+    pub fn start() -> Result<PrivateCluster> {
+        let bin = PathBuf::from(std::env::var("PGWORLD_PG_BIN").context("PGWORLD_PG_BIN is set by ./pgw test")?);
+        let dir = std::env::temp_dir().join(format!("pgworld-it-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let as_postgres = running_as_root();
+        if as_postgres {
+            let ok = Command::new("chown").args(["postgres", &dir.to_string_lossy()]).status()?.success();
+            if !ok {
+                bail!("chown postgres {}", dir.display());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let c = PrivateCluster { dir, port, bin, as_postgres };
+        c.run("initdb", &["-D", &c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])?;
+        let conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 100\n",
+            c.dir.display()
+        );
+        std::fs::write(c.dir.join("data/postgresql.auto.conf"), conf)?;
+        c.pg_ctl("start")?;
+        Ok(c)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<()> {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd.args(args).env_remove("RUST_BACKTRACE").output().with_context(|| format!("running {tool}"))?;
+        if !out.status.success() {
+            bail!("{tool} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    fn pg_ctl(&self, action: &str) -> Result<()> {
+        let log = self.dir.join("server.log").to_string_lossy().into_owned();
+        self.run("pg_ctl", &["-D", &self.data(), "-l", &log, "-w", "-m", "fast", action])
+    }
+
+    pub fn url(&self, user: &str) -> String {
+        format!("postgres://{user}@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn restart(&self) -> Result<()> {
+        self.pg_ctl("restart")
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = self.pg_ctl("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

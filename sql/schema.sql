@@ -197,7 +197,8 @@ CREATE INDEX handlers_version_idx ON handlers (application_id, deployment_versio
 
 -- The queue's hot table: one narrow row per message, updated on every state change. Payloads
 -- live in message_bodies so these updates never copy them. Finished rows (delivered, dead) fall
--- out of every partial index the dispatcher reads, so they never slow a claim.
+-- out of every partial index the dispatcher reads, so they never slow a claim. unroutable_since
+-- only times out messages whose version lost all its handlers (queue.md §6.3).
 CREATE TABLE messages (
     id                   bigint GENERATED ALWAYS AS IDENTITY,
     application_id       integer NOT NULL,
@@ -221,9 +222,10 @@ CREATE TABLE messages (
     PRIMARY KEY (id)
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE messages IS 'Queue messages (queue.md). Public id msg_<id>; bodies in message_bodies.';
--- The claim path: queued messages in due order, unroutable ones set aside by maintenance.
-CREATE INDEX messages_due_idx ON messages (available_at, id)
-    WHERE state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NULL;
+-- The claim path: per routable (app, version), queued messages in due order. Claims walk only
+-- the versions that have handlers, so a backlog nobody serves never slows them down.
+CREATE INDEX messages_due_idx ON messages (application_id, deployment_version, available_at, id)
+    WHERE state IN ('pending', 'deferred', 'retrying');
 CREATE INDEX messages_unroutable_idx ON messages (application_id, deployment_version)
     WHERE state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NOT NULL;
 CREATE UNIQUE INDEX messages_lease_idx ON messages (lease_id) WHERE state = 'leased';

@@ -72,11 +72,13 @@ fn dispatch_claim(
             expire_leases(c, i64::from(max));
             db::update(
                 c,
-                "WITH due AS (SELECT m.id FROM workflow.messages m \
-                   WHERE m.state IN ('pending', 'deferred', 'retrying') AND m.unroutable_since IS NULL AND m.available_at <= now() \
-                     AND EXISTS (SELECT 1 FROM workflow.handlers h \
-                                 WHERE h.application_id = m.application_id AND h.deployment_version = m.deployment_version) \
-                   ORDER BY m.available_at, m.id LIMIT $2 FOR UPDATE OF m SKIP LOCKED), \
+                "WITH routes AS (SELECT DISTINCT application_id, deployment_version FROM workflow.handlers), \
+                 due AS (SELECT q.id FROM routes r CROSS JOIN LATERAL ( \
+                           SELECT m.id, m.available_at FROM workflow.messages m \
+                           WHERE m.application_id = r.application_id AND m.deployment_version = r.deployment_version \
+                             AND m.state IN ('pending', 'deferred', 'retrying') AND m.available_at <= now() \
+                           ORDER BY m.available_at, m.id LIMIT $2 FOR UPDATE SKIP LOCKED) q \
+                         ORDER BY q.available_at, q.id LIMIT $2), \
                  claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = gen_random_uuid(), lease_owner = $1, \
                    lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
                    FROM due WHERE m.id = due.id \
@@ -349,16 +351,20 @@ fn dispatch_delivered(lease_ids: Vec<Uuid>) -> i64 {
     })
 }
 
-/// `workflow.dispatch_next_due()`: when the next claim could find work (a queued message
-/// becoming due, or a lease expiring); NULL when nothing is waiting.
+/// `workflow.dispatch_next_due()`: when the next claim could find work (a routable queued
+/// message becoming due, or a lease expiring); NULL when nothing is waiting.
 #[pg_extern(stable, parallel_safe, name = "_dispatch_next_due")]
 fn dispatch_next_due() -> Option<pgrx::datum::TimestampWithTimeZone> {
     tenancy::with_cross_app(|| {
         Spi::connect(|c| {
             db::select(
                 c,
-                "SELECT least((SELECT min(available_at) FROM workflow.messages \
-                               WHERE state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NULL), \
+                "SELECT least((SELECT min(q.available_at) \
+                               FROM (SELECT DISTINCT application_id, deployment_version FROM workflow.handlers) r \
+                               CROSS JOIN LATERAL (SELECT m.available_at FROM workflow.messages m \
+                                 WHERE m.application_id = r.application_id AND m.deployment_version = r.deployment_version \
+                                   AND m.state IN ('pending', 'deferred', 'retrying') \
+                                 ORDER BY m.available_at LIMIT 1) q), \
                               (SELECT min(lease_expires_at) FROM workflow.messages WHERE state = 'leased'))",
                 &[],
             )

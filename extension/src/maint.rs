@@ -50,7 +50,7 @@ fn unroutable(c: &mut SpiClient<'_>) -> (usize, usize, usize) {
            WHERE m.state IN ('pending', 'deferred', 'retrying') AND m.unroutable_since IS NULL AND m.available_at <= now() \
              AND NOT EXISTS (SELECT 1 FROM workflow.handlers h \
                              WHERE h.application_id = m.application_id AND h.deployment_version = m.deployment_version) \
-           ORDER BY m.available_at LIMIT $1 FOR UPDATE OF m SKIP LOCKED) \
+           LIMIT $1 FOR UPDATE OF m SKIP LOCKED) \
          UPDATE workflow.messages m SET unroutable_since = now() FROM u WHERE m.id = u.id RETURNING 1",
         &[BATCH.into()],
     )

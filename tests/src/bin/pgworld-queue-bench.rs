@@ -1,0 +1,244 @@
+//! `./pgw bench queue`: the real dispatcher binary delivering to a local HTTP sink.
+//! Figures: enqueue → receiver latency on an idle system (p50, p99), the sustained delivery rate
+//! over a window with a deep backlog, the enqueue rate (one message per transaction), and the
+//! dispatcher's resident memory idle and under load. Prints figures; asserts nothing.
+
+use anyhow::{bail, Context, Result};
+use axum::body::Bytes;
+use pgworld_it::connect;
+use pgworld_it::process::DispatcherProc;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+struct Sink {
+    count: AtomicU64,
+    /// Arrival time per message id, only while latency is being measured.
+    arrivals: Mutex<HashMap<String, Instant>>,
+    track: AtomicBool,
+    arrived: Notify,
+}
+
+async fn start_sink() -> Result<(String, Arc<Sink>)> {
+    let sink = Arc::new(Sink {
+        count: AtomicU64::new(0),
+        arrivals: Mutex::new(HashMap::new()),
+        track: AtomicBool::new(false),
+        arrived: Notify::new(),
+    });
+    let s = Arc::clone(&sink);
+    let app = axum::Router::new().fallback(move |body: Bytes| {
+        let s = Arc::clone(&s);
+        async move {
+            let now = Instant::now();
+            s.count.fetch_add(1, Ordering::Relaxed);
+            if s.track.load(Ordering::Relaxed) {
+                if let Some(id) = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.pointer("/meta/messageId").and_then(Value::as_str).map(str::to_owned))
+                {
+                    s.arrivals.lock().unwrap_or_else(PoisonError::into_inner).insert(id, now);
+                    s.arrived.notify_waiters();
+                }
+            }
+            ""
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((base, sink))
+}
+
+/// VmRSS and VmHWM of a process, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Args {
+    url: String,
+    dispatcher: String,
+    seconds: u64,
+    backlog: i64,
+    samples: usize,
+    clients: usize,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        url: std::env::var("PGWORLD_BENCH_URL").context("PGWORLD_BENCH_URL is not set")?,
+        dispatcher: std::env::var("PGWORLD_DISPATCHER_BIN").context("PGWORLD_DISPATCHER_BIN is not set")?,
+        seconds: 20,
+        backlog: 200_000,
+        samples: 500,
+        clients: 8,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seconds" => a.seconds = value.parse()?,
+            "--backlog" => a.backlog = value.parse()?,
+            "--samples" => a.samples = value.parse()?,
+            "--clients" => a.clients = value.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = args()?;
+    let admin = connect(&a.url).await?;
+    admin
+        .batch_execute(
+            "SET workflow.app_id = 'default'; SET workflow.admin = on;
+             SELECT workflow.quotas_put('{\"maxQueuePerMinute\": 2147483647}');
+             DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_bench_dispatcher') THEN
+               CREATE ROLE pgworld_bench_dispatcher LOGIN IN ROLE pgworld_service; END IF; END $$;",
+        )
+        .await?;
+    let (base, sink) = start_sink().await?;
+    let endpoints = json!({"workflow": format!("{base}/w"), "step": format!("{base}/s"), "webhook": format!("{base}/h")});
+    let dispatcher_url = a.url.replacen("postgres@", "pgworld_bench_dispatcher@", 1);
+    let d = DispatcherProc::spawn(
+        &a.dispatcher,
+        &dispatcher_url,
+        "bench",
+        &[("RUST_LOG", "warn"), ("PGWORLD_POLL_INTERVAL_MS", "1000")],
+    )?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (idle_rss, _) = rss_mib(d.pid());
+    let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    println!("pgworld queue bench: {cpus} CPUs, dispatcher pid {} (default settings: concurrency 200, lease 60 s)", d.pid());
+
+    // 1. Latency on an idle system: one message at a time, enqueue call → arrival at the sink.
+    admin
+        .query_one(
+            "SELECT workflow.handler_register($1)",
+            &[&json!({"podId": "sink", "deploymentVersion": "lat", "endpoints": endpoints})],
+        )
+        .await?;
+    let enqueue = admin.prepare("SELECT workflow.queue_enqueue('{}', $1)->>'messageId'").await?;
+    sink.track.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::with_capacity(a.samples);
+    for i in 0..a.samples {
+        let env = json!({"queueName": "__wkf_workflow_bench", "message": {"i": i}, "deploymentId": "lat"});
+        let start = Instant::now();
+        let id: String = admin.query_one(&enqueue, &[&env]).await?.get(0);
+        let deadline = start + Duration::from_secs(10);
+        loop {
+            let arrived = sink.arrived.notified();
+            if let Some(at) = sink.arrivals.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
+                latencies.push(at.duration_since(start).as_secs_f64() * 1000.0);
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("message {id} not delivered within 10 s");
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), arrived).await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    sink.track.store(false, Ordering::Relaxed);
+    latencies.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    println!("{:<52} {:>8.2} ms   (target <= 5)", "enqueue -> receiver latency, idle, p50", p50);
+    println!("{:<52} {:>8.2} ms   (target <= 25)", "enqueue -> receiver latency, idle, p99", p99);
+
+    // 2. Enqueue rate: one message per transaction from several clients, to a version without
+    //    handlers so nothing is delivered meanwhile; those messages are removed afterwards.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut producers = Vec::new();
+    for _ in 0..a.clients {
+        let c = connect(&a.url).await?;
+        c.batch_execute("SET workflow.app_id = 'default'").await?;
+        let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+        producers.push(tokio::spawn(async move {
+            let stmt = c.prepare("SELECT workflow.queue_enqueue('{}', $1)").await?;
+            let env = json!({"queueName": "__wkf_workflow_bench", "message": {"runId": "wrun_x"}, "deploymentId": "nobody"});
+            while !stop.load(Ordering::Relaxed) {
+                c.query_one(&stmt, &[&env]).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    for p in producers {
+        p.await??;
+    }
+    let enqueue_rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    println!("{:<52} {:>8.0} msg/s ({} clients, one message per transaction)", "enqueue rate", enqueue_rate, a.clients);
+    admin.batch_execute("DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = 'nobody'); DELETE FROM workflow.messages WHERE deployment_version = 'nobody'").await?;
+
+    // 3. Sustained delivery: a backlog no handler serves yet, then a handler registers and the
+    //    dispatcher drains it; the rate is counted at the sink over the window after a warm-up.
+    for chunk in (0..a.backlog).step_by(20_000) {
+        let n = (a.backlog - chunk).min(20_000);
+        admin
+            .execute(
+                "SELECT count(workflow.queue_enqueue('{}', jsonb_build_object('queueName', '__wkf_workflow_bench', \
+                   'message', jsonb_build_object('runId', 'wrun_' || g), 'deploymentId', 'load'))) FROM generate_series(1, $1::bigint) g",
+                &[&n],
+            )
+            .await?;
+    }
+    admin.batch_execute("VACUUM ANALYZE workflow.messages, workflow.message_bodies").await?;
+    let before = sink.count.load(Ordering::Relaxed);
+    admin
+        .query_one(
+            "SELECT workflow.handler_register($1)",
+            &[&json!({"podId": "sink2", "deploymentVersion": "load", "endpoints": endpoints})],
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (window_start, start_count) = (Instant::now(), sink.count.load(Ordering::Relaxed));
+    let mut peak_rss = 0f64;
+    while window_start.elapsed() < Duration::from_secs(a.seconds) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_mib(d.pid()).0);
+        if sink.count.load(Ordering::Relaxed) - before >= a.backlog as u64 {
+            println!("  (the backlog ran out before the window ended: raise --backlog)");
+            break;
+        }
+    }
+    let delivered = sink.count.load(Ordering::Relaxed) - start_count;
+    let rate = delivered as f64 / window_start.elapsed().as_secs_f64();
+    println!(
+        "{:<52} {:>8.0} msg/s  (target >= 5000; {delivered} in {:.1} s)",
+        "sustained delivery rate to a local sink",
+        rate,
+        window_start.elapsed().as_secs_f64()
+    );
+    let (_, hwm) = rss_mib(d.pid());
+    println!("{:<52} {:>8.1} MiB  (target <= 20)", "dispatcher RSS, idle", idle_rss);
+    println!("{:<52} {:>8.1} MiB  (target <= 60; peak VmHWM {hwm:.1})", "dispatcher RSS under load (max sampled)", peak_rss);
+    Ok(())
+}

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 pub const DEFAULT_MAX_QUEUE_PER_MINUTE: i64 = 100_000;
 /// Rate-window shards: concurrent enqueuers of one app rarely share a row lock.
-const RATE_SHARDS: i32 = 8;
+const RATE_SHARDS: i32 = 32;
 
 pub fn public_id(id: i64) -> String {
     format!("msg_{id}")
@@ -28,9 +28,18 @@ pub fn parse_public_id(s: &str) -> Option<i64> {
 }
 
 /// A ping on `pgworld_queue`, delivered at commit and folded with others of the transaction.
+///
+/// Committing a NOTIFY serializes on a database-wide lock, so concurrent enqueuers share pings:
+/// a transaction skips its own while another one that will ping is still open (it holds the
+/// advisory lock until its commit). A skipped ping costs latency at most, never a message:
+/// dispatchers also poll, and a busy queue pings constantly.
 pub fn notify(c: &mut SpiClient<'_>) {
     if guc::NOTIFY.get() {
-        db::update(c, "SELECT pg_catalog.pg_notify('pgworld_queue', '')", &[]);
+        db::update(
+            c,
+            "SELECT pg_catalog.pg_notify('pgworld_queue', '') WHERE pg_catalog.pg_try_advisory_xact_lock(-7244063581427349337)",
+            &[],
+        );
     }
 }
 

@@ -91,7 +91,7 @@ fn args() -> Result<Args> {
         url: std::env::var("PGWORLD_BENCH_URL").context("PGWORLD_BENCH_URL is not set")?,
         dispatcher: std::env::var("PGWORLD_DISPATCHER_BIN").context("PGWORLD_DISPATCHER_BIN is not set")?,
         seconds: 20,
-        backlog: 200_000,
+        backlog: 300_000,
         samples: 500,
         clients: 8,
     };

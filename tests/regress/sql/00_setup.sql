@@ -2,7 +2,7 @@
 CREATE FUNCTION show(j jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE jsonb_typeof(j)
     WHEN 'object' THEN (
-      SELECT coalesce(jsonb_object_agg(k, CASE WHEN k ~ 'At$' AND k NOT IN ('resumeAt', 'retryAfter') AND jsonb_typeof(v) = 'string'
+      SELECT coalesce(jsonb_object_agg(k, CASE WHEN (k ~ 'At$' OR k = 'at') AND k NOT IN ('resumeAt', 'retryAfter') AND jsonb_typeof(v) = 'string'
                                                 THEN '"<time>"'::jsonb ELSE show(v) END), '{}')
       FROM jsonb_each(j) AS e(k, v))
     WHEN 'array' THEN (

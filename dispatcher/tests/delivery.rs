@@ -359,3 +359,38 @@ async fn sigterm_drains_open_deliveries_before_exiting() -> Result<()> {
     ensure!(counts == BTreeMap::from([("delivered".to_owned(), 5)]), "outcomes recorded before exit: {counts:?}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_failures_are_classified_like_platformatic() -> Result<()> {
+    let db = TestDb::new().await?;
+    let c = db.session("default").await?;
+    let slow = Receiver::start().await?;
+    slow.script(|_| Reply::ok().after(Duration::from_secs(5)));
+    // Nothing listens on this port: the listener is dropped right after binding.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let cases = [
+        ("refused", format!("http://127.0.0.1:{closed}/x"), "ECONNREFUSED"),
+        ("slow", format!("{}/slow", slow.base), "UND_ERR_HEADERS_TIMEOUT"),
+        ("nxdomain", "http://pgworld-no-such-host.invalid/x".to_owned(), "ENOTFOUND"),
+    ];
+    for (version, url, _) in &cases {
+        let endpoints = json!({"workflow": url, "step": url, "webhook": url});
+        register(&c, &format!("pod-{version}"), version, endpoints).await?;
+        enqueue_ok(&c, json!({"queueName": "q", "message": version, "deploymentId": version})).await?;
+    }
+    let _d = spawn(&db, "transport", &[("PGWORLD_DISPATCH_HEADERS_TIMEOUT_MS", "500")])?;
+    let su = db.superuser().await?;
+    wait_until(&su, "SELECT count(*) FROM workflow.messages WHERE state = 'retrying'", 3i64, Duration::from_secs(20)).await?;
+    for (version, _, code) in &cases {
+        let row = su
+            .query_one(
+                "SELECT b.last_failure FROM workflow.messages m JOIN workflow.message_bodies b USING (id) WHERE m.deployment_version = $1",
+                &[version],
+            )
+            .await?;
+        let failure: Value = row.get(0);
+        ensure!(failure["code"] == *code && failure["attempt"] == 1, "{version}: {failure}");
+        ensure!(failure["target"]["deploymentVersion"] == *version && failure.get("statusCode").is_none(), "{failure}");
+    }
+    Ok(())
+}

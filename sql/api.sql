@@ -29,7 +29,8 @@ DECLARE
 BEGIN
   FOREACH t IN ARRAY ARRAY['app_secrets', 'quotas', 'run_counters', 'deployment_versions',
                            'runs', 'events', 'steps', 'hooks', 'waits', 'handlers',
-                           'messages', 'message_bodies', 'queue_rate'] LOOP
+                           'messages', 'message_bodies', 'queue_rate', 'streams', 'stream_chunks',
+                           'k8s_bindings'] LOOP
     EXECUTE format('ALTER TABLE workflow.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE workflow.%I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format('CREATE POLICY tenant_isolation ON workflow.%I
@@ -131,14 +132,20 @@ GRANT EXECUTE ON FUNCTION app_provision(jsonb), app_role_grant(text, text), app_
 TO pgworld_service, pgworld_admin;
 GRANT EXECUTE ON FUNCTION
   queue_enqueue(jsonb, jsonb), queue_enqueue_cbor(jsonb, bytea), dead_letters_list(jsonb), dead_letter_retry(text),
-  handler_register(jsonb), handler_deregister(text)
+  handler_register(jsonb), handler_deregister(text),
+  run_cancel(text, jsonb), run_wake_up(text, jsonb), run_replay(text, jsonb), workflow_template(text, jsonb),
+  encryption_key(jsonb), stream_put(text, text, jsonb, jsonb), stream_put_bytes(text, text, jsonb, bytea),
+  stream_state(text), stream_read(text, bigint, integer), streams_list(text), stream_info(text, text),
+  stream_chunks(text, text, jsonb)
 TO pgworld_service, pgworld_client;
 -- Admin routes: the functions check the admin identity themselves (workflow.admin for the service).
-GRANT EXECUTE ON FUNCTION version_status(text), version_expire(text), version_notify(jsonb), quotas_get(), quotas_put(jsonb)
+GRANT EXECUTE ON FUNCTION version_status(text), version_expire(text), version_notify(jsonb), quotas_get(), quotas_put(jsonb),
+  k8s_binding_add(jsonb), k8s_binding_remove(jsonb), app_secret_import(text, bytea), app_secret_remove(text)
 TO pgworld_service, pgworld_admin;
 GRANT EXECUTE ON FUNCTION
   dispatch_claim(text, integer, double precision), dispatch_renew(uuid[], double precision), dispatch_complete(uuid, jsonb),
-  dispatch_delivered(uuid[]), dispatch_next_due(), maint_run(), maint_reap_orphans(integer)
+  dispatch_delivered(uuid[]), dispatch_next_due(), maint_run(), maint_reap_orphans(integer),
+  k8s_identity(text, text), app_exists(text)
 TO pgworld_service;
 
 -- Every installation starts with the single-tenant app.

@@ -75,3 +75,83 @@ AS $$ BEGIN RETURN workflow._maint_run(); END $$;
 CREATE FUNCTION maint_reap_orphans("limit" integer DEFAULT 100) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN RETURN workflow._maint_reap_orphans("limit"); END $$;
+
+-- Runs, keys, bindings and streams (http-api.md §4.2, §4.4, §4.7, §4.10).
+CREATE FUNCTION run_cancel(run_id text, body jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._run_cancel(run_id, body::text)); END $$;
+
+CREATE FUNCTION run_wake_up(run_id text, body jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._run_wake_up(run_id, body::text)); END $$;
+
+CREATE FUNCTION run_replay(run_id text, body jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._run_replay(run_id, body::text)); END $$;
+
+CREATE FUNCTION workflow_template(workflow_name text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._workflow_template(workflow_name, query::text)); END $$;
+
+CREATE FUNCTION encryption_key(query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._encryption_key(query::text)); END $$;
+
+CREATE FUNCTION app_secret_import(app_label text, secret bytea) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_secret_import(app_label, secret)); END $$;
+
+CREATE FUNCTION app_secret_remove(app_label text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_secret_remove(app_label)); END $$;
+
+CREATE FUNCTION k8s_binding_add(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._k8s_binding_add(body::text)); END $$;
+
+CREATE FUNCTION k8s_binding_remove(body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._k8s_binding_remove(body::text)); END $$;
+
+-- The façade's auth lookups (service only): apps bound to a service account, and app existence.
+CREATE FUNCTION k8s_identity(namespace text, service_account text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._k8s_identity(namespace, service_account); END $$;
+
+CREATE FUNCTION app_exists(app_label text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._app_exists(app_label); END $$;
+
+CREATE FUNCTION stream_put(run_id text, name text, query jsonb, body jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._stream_put(run_id, name, query::text, body::text)); END $$;
+
+CREATE FUNCTION stream_put_bytes(run_id text, name text, query jsonb, body bytea) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._stream_put_bytes(run_id, name, query::text, body)); END $$;
+
+CREATE FUNCTION stream_state(name text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._stream_state(name)); END $$;
+
+CREATE FUNCTION stream_read(name text, from_index bigint, max_chunks integer DEFAULT 1000)
+RETURNS TABLE (idx bigint, data bytea)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM workflow._ok(workflow._stream_state(name));  -- raises WF401/WF403 for a caller without an app
+  RETURN QUERY SELECT * FROM workflow._stream_read(name, from_index, max_chunks);
+END
+$$;
+
+CREATE FUNCTION streams_list(run_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._streams_list(run_id)); END $$;
+
+CREATE FUNCTION stream_info(run_id text, name text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._stream_info(run_id, name)); END $$;
+
+CREATE FUNCTION stream_chunks(run_id text, name text, query jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._stream_chunks(run_id, name, query::text)); END $$;

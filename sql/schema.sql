@@ -266,3 +266,35 @@ CREATE TABLE queue_rate (
     accepted       integer NOT NULL DEFAULT 0,
     PRIMARY KEY (application_id, window_start, shard)
 );
+
+-- Streams (streams.md): one row per (app, name) holding the write lock, the chunk count and the
+-- close marker; chunks are dense from index 0.
+CREATE TABLE streams (
+    application_id integer NOT NULL,
+    name           text NOT NULL,
+    run_id         text NOT NULL,
+    chunk_count    bigint NOT NULL DEFAULT 0,
+    closed         boolean NOT NULL DEFAULT false,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (application_id, name)
+);
+CREATE INDEX streams_run_idx ON streams (application_id, run_id, created_at);
+
+CREATE TABLE stream_chunks (
+    application_id integer NOT NULL,
+    name           text NOT NULL,
+    idx            bigint NOT NULL CHECK (idx >= 0),
+    data           bytea NOT NULL,
+    PRIMARY KEY (application_id, name, idx)
+);
+
+-- Kubernetes service accounts allowed to act for an app (tenancy.md §4, §6).
+CREATE TABLE k8s_bindings (
+    application_id  integer NOT NULL REFERENCES applications,
+    namespace       text NOT NULL,
+    service_account text NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (application_id, namespace, service_account)
+);
+CREATE INDEX k8s_bindings_identity_idx ON k8s_bindings (namespace, service_account);

@@ -41,6 +41,8 @@ pub enum Code {
     /// `versions/notify` trying to move an expired version back (409, same symbol as the 410).
     VersionStillExpired,
     QueueRate,
+    StreamClosed,
+    NoCompletedRun,
 }
 
 impl Code {
@@ -50,7 +52,8 @@ impl Code {
             BadRequest | SpecUnsupported | AttributeInvalid | EventNotCreatable => 400,
             Unauthorized => 401,
             Forbidden => 403,
-            AppNotFound | RunNotFound | StepNotFound | HookNotFound | WaitNotFound | EventNotFound | MessageNotFound => 404,
+            AppNotFound | RunNotFound | StepNotFound | HookNotFound | WaitNotFound | EventNotFound | MessageNotFound
+            | NoCompletedRun => 404,
             RunExists
             | RunTerminal
             | StepExists
@@ -63,7 +66,8 @@ impl Code {
             | ResumeConflict
             | DuplicateIdempotencyKey
             | MessageNotRetryable
-            | VersionStillExpired => 409,
+            | VersionStillExpired
+            | StreamClosed => 409,
             RunExpired | VersionExpired => 410,
             PayloadTooLarge => 413,
             TooEarly => 425,
@@ -106,6 +110,8 @@ impl Code {
             DuplicateIdempotencyKey => "WF_DUPLICATE_IDEMPOTENCY_KEY",
             MessageNotRetryable => "WF_MESSAGE_NOT_RETRYABLE",
             QueueRate => "WF_QUEUE_RATE",
+            StreamClosed => "WF_STREAM_CLOSED",
+            NoCompletedRun => "WF_NO_COMPLETED_RUN",
         }
     }
 }

@@ -28,12 +28,14 @@ pub mod attributes;
 pub mod cbor;
 pub mod error;
 pub mod ids;
+pub mod keys;
 pub mod model;
 pub mod payload;
 pub mod plan;
 pub mod queue;
 pub mod render;
 pub mod request;
+pub mod streams;
 pub mod ts;
 
 pub use error::{Code, WfError, WfResult};

@@ -16,10 +16,13 @@ mod entities;
 mod events;
 mod ffi;
 mod guc;
+mod keys;
 mod maint;
 mod queue;
 mod quotas;
 mod reads;
+mod runs;
+mod streams;
 mod tenancy;
 mod versions;
 
@@ -185,6 +188,97 @@ fn maint_run() -> JsonB {
 fn maint_reap_orphans(limit: i32) -> i64 {
     let limit = i64::from(limit.clamp(1, 10_000));
     tenancy::with_cross_app(|| Spi::connect_mut(|c| maint::reap_orphans(c, limit) as i64))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_run_cancel")]
+fn run_cancel(run_id: &str, body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| runs::cancel(run_id, &b)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_run_wake_up")]
+fn run_wake_up(run_id: &str, body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|_| runs::wake_up(run_id)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_run_replay")]
+fn run_replay(run_id: &str, body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| runs::replay(run_id, &b)))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_workflow_template")]
+fn workflow_template(workflow_name: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| runs::template(workflow_name, &q)))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_encryption_key")]
+fn encryption_key(query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| keys::encryption_key(&q)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_app_secret_import")]
+fn app_secret_import(app_label: &str, secret: &[u8]) -> JsonB {
+    respond(keys::secret_import(app_label, secret))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_app_secret_remove")]
+fn app_secret_remove(app_label: &str) -> JsonB {
+    respond(keys::secret_remove(app_label))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_k8s_binding_add")]
+fn k8s_binding_add(body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| keys::binding_add(&b)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_k8s_binding_remove")]
+fn k8s_binding_remove(body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| keys::binding_remove(&b)))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_k8s_identity")]
+fn k8s_identity(namespace: &str, service_account: &str) -> JsonB {
+    JsonB(keys::identity_apps(namespace, service_account))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_app_exists")]
+fn app_exists(app_label: &str) -> bool {
+    keys::app_exists(app_label)
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_stream_put")]
+fn stream_put(run_id: &str, name: &str, query: &str, body: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| arg("body", body).and_then(|b| streams::put_json(run_id, name, &q, &b))))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_stream_put_bytes")]
+fn stream_put_bytes(run_id: &str, name: &str, query: &str, body: Vec<u8>) -> JsonB {
+    respond(arg("query", query).and_then(|q| streams::put_bytes(run_id, name, &q, body)))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_stream_state")]
+fn stream_state(name: &str) -> JsonB {
+    respond(streams::state(name))
+}
+
+/// Rows of a stream from an index; the public wrapper checks the app first.
+#[pg_extern(stable, parallel_safe, name = "_stream_read")]
+fn stream_read(name: &str, from_index: i64, max_chunks: i32) -> TableIterator<'static, (name!(idx, i64), name!(data, Vec<u8>))> {
+    TableIterator::new(streams::read(name, from_index, max_chunks).unwrap_or_default())
+}
+
+#[pg_extern(stable, parallel_safe, name = "_streams_list")]
+fn streams_list(run_id: &str) -> JsonB {
+    respond(streams::list(run_id))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_stream_info")]
+fn stream_info(_run_id: &str, name: &str) -> JsonB {
+    respond(streams::info(name))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_stream_chunks")]
+fn stream_chunks(_run_id: &str, name: &str, query: &str) -> JsonB {
+    respond(arg("query", query).and_then(|q| streams::chunks(name, &q)))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

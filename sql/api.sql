@@ -145,7 +145,7 @@ TO pgworld_service, pgworld_admin;
 GRANT EXECUTE ON FUNCTION
   dispatch_claim(text, integer, double precision), dispatch_renew(uuid[], double precision), dispatch_complete(uuid, jsonb),
   dispatch_delivered(uuid[]), dispatch_next_due(), maint_run(), maint_reap_orphans(integer),
-  k8s_identity(text, text), app_exists(text)
+  k8s_identity(text, text), app_exists(text), metrics()
 TO pgworld_service;
 
 -- Every installation starts with the single-tenant app.

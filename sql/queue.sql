@@ -72,6 +72,10 @@ CREATE FUNCTION maint_run() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN RETURN workflow._maint_run(); END $$;
 
+CREATE FUNCTION metrics() RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._metrics(); END $$;
+
 CREATE FUNCTION maint_reap_orphans("limit" integer DEFAULT 100) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN RETURN workflow._maint_reap_orphans("limit"); END $$;

@@ -11,7 +11,17 @@ pub struct Config {
     pub listen: SocketAddr,
     pub pool_size: usize,
     pub api_enabled: bool,
+    /// Second listener for `/status`, `/ready` and `/metrics`; None when `PGWORLD_METRICS_PORT=0`.
+    pub metrics_port: Option<u16>,
+    pub tenancy: Tenancy,
     pub dispatch: DispatchConfig,
+}
+
+/// How requests are authorized (tenancy.md §2, §3).
+#[derive(Debug, Clone)]
+pub enum Tenancy {
+    Single { app: String },
+    K8s(crate::auth::K8sSettings),
 }
 
 /// The delivery loop's settings (spec/README.md, queue.md §5, §7, §11).
@@ -99,7 +109,26 @@ impl Config {
             maintenance_interval: Duration::from_secs(int_setting(&env, "PGWORLD_MAINTENANCE_INTERVAL_S", 60, 1, 86_400)?),
             shutdown_drain: ms("PGWORLD_SHUTDOWN_DRAIN_MS", 30_000, 0, 3_600_000)?,
         };
-        Ok(Config { database_url, listen: SocketAddr::new(ip, port), pool_size, api_enabled, dispatch })
+        let metrics_port = match int_setting(&env, "PGWORLD_METRICS_PORT", 9090, 0, 65535)? {
+            0 => None,
+            p => Some(u16::try_from(p)?),
+        };
+        let sa_path = std::path::PathBuf::from(
+            env("PLT_WORLD_SA_PATH").unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount".into()),
+        );
+        let tenancy = match crate::auth::detect_mode(&env, &sa_path)? {
+            "k8s" => Tenancy::K8s(crate::auth::K8sSettings {
+                api_server: env("K8S_API_SERVER").unwrap_or_else(|| "https://kubernetes.default.svc".into()),
+                ca_cert: env("K8S_CA_CERT").map_or_else(|| sa_path.join("ca.crt"), std::path::PathBuf::from),
+                sa_path,
+                admin: env("K8S_ADMIN_SERVICE_ACCOUNT").filter(|s| !s.is_empty()),
+                audiences: env("PGWORLD_K8S_AUDIENCES")
+                    .map(|a| a.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            }),
+            _ => Tenancy::Single { app: env("PLT_WORLD_APP_ID").filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into()) },
+        };
+        Ok(Config { database_url, listen: SocketAddr::new(ip, port), pool_size, api_enabled, metrics_port, tenancy, dispatch })
     }
 }
 
@@ -135,6 +164,17 @@ mod tests {
         assert!(cfg(&[("PGWORLD_LEASE_SECONDS", "0")], &["postgres://x@h/db"]).is_err());
         assert!(cfg(&[("PGWORLD_DISPATCH_CONCURRENCY", "-3")], &["postgres://x@h/db"]).is_err());
         assert!(cfg(&[("PGWORLD_DISPATCH_ENABLED", "maybe")], &["postgres://x@h/db"]).is_err());
+    }
+
+    #[test]
+    fn tenancy_mode_is_detected_or_forced() -> Result<()> {
+        let c = cfg(&[("PLT_WORLD_SA_PATH", "/nonexistent")], &["postgres://x@h/db"])?;
+        assert!(matches!(c.tenancy, Tenancy::Single { ref app } if app == "default"));
+        let c = cfg(&[("PGWORLD_MODE", "k8s"), ("K8S_ADMIN_SERVICE_ACCOUNT", "ops:admin")], &["postgres://x@h/db"])?;
+        assert!(matches!(c.tenancy, Tenancy::K8s(ref k) if k.admin.as_deref() == Some("ops:admin")));
+        assert!(cfg(&[("PGWORLD_MODE", "cloud")], &["postgres://x@h/db"]).is_err());
+        assert_eq!(cfg(&[("PGWORLD_METRICS_PORT", "0")], &["postgres://x@h/db"])?.metrics_port, None);
+        Ok(())
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::config::DispatchConfig;
 use crate::delivery::{Claimed, Deliverer};
+use crate::metrics::{DispatchOutcome, Metrics};
 use deadpool_postgres::Pool;
 use pgworld_core::queue::Outcome;
 use std::collections::HashSet;
@@ -31,20 +32,23 @@ pub struct Dispatcher {
     /// The last claim was full, so a freed slot should trigger another pass.
     more_waiting: AtomicBool,
     delivered_tx: mpsc::UnboundedSender<Uuid>,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
-    /// Starts the claim loop, lease renewal, outcome recording, maintenance and the LISTEN
-    /// connection. Returns when `stop` fires and in-flight deliveries are drained (bounded).
+    /// Starts the claim loop, lease renewal, outcome recording and maintenance; `wake` is pinged
+    /// by the LISTEN connection. Returns when `stop` fires and in-flight deliveries are drained
+    /// (bounded).
     pub async fn run(
         cfg: DispatchConfig,
         pool: Pool,
-        pg: tokio_postgres::Config,
+        wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let (delivered_tx, delivered_rx) = mpsc::unbounded_channel();
-        let wake = Arc::new(Notify::new());
         let me = Arc::new(Dispatcher {
+            metrics,
             deliverer: Deliverer::new(&cfg)?,
             cfg,
             pool,
@@ -54,7 +58,6 @@ impl Dispatcher {
             more_waiting: AtomicBool::new(false),
             delivered_tx,
         });
-        let listener = tokio::spawn(crate::listener::run(pg, wake, stop.clone()));
         let renewer = tokio::spawn(Arc::clone(&me).renew_loop(stop.clone()));
         let maintenance = tokio::spawn(Arc::clone(&me).maintenance_loop(stop.clone()));
         let recorder = tokio::spawn(Arc::clone(&me).record_delivered(delivered_rx));
@@ -76,7 +79,7 @@ impl Dispatcher {
         while left == 0 && !me.lock_held().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        for task in [listener, renewer, maintenance, recorder] {
+        for task in [renewer, maintenance, recorder] {
             task.abort();
         }
         tracing::info!("dispatcher stopped");
@@ -166,7 +169,15 @@ impl Dispatcher {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             let started = std::time::Instant::now();
+            me.metrics.delivery_started();
             let outcome = me.deliverer.deliver(&m).await;
+            let kind = match &outcome {
+                Outcome::Delivered => DispatchOutcome::Success,
+                Outcome::RescheduleAfter(_) | Outcome::TooEarly(_) => DispatchOutcome::Rescheduled,
+                Outcome::Failed(_) if m.attempts + 1 >= pgworld_core::queue::MAX_ATTEMPTS => DispatchOutcome::Dead,
+                Outcome::Failed(_) => DispatchOutcome::Failed,
+            };
+            me.metrics.delivery_finished(kind, started.elapsed());
             tracing::debug!(message = m.id, attempt = m.attempts, version = %m.deployment_version, ?outcome,
                             elapsed = ?started.elapsed(), "delivery finished");
             me.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -1,7 +1,9 @@
-//! The one LISTEN connection per replica (spec/queue.md §11). A ping only wakes the claim loop;
-//! on a lost connection it reconnects with backoff (1 s → 30 s) and wakes the loop at once, since
-//! pings sent while it was away are gone.
+//! The one LISTEN connection per replica (spec/queue.md §11, streams.md §8). A queue ping wakes
+//! the claim loop; a stream ping wakes that stream's live reads. On a lost connection it
+//! reconnects with backoff (1 s → 30 s) and wakes everyone at once, since pings sent while it
+//! was away are gone.
 
+use crate::hub::StreamHub;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,15 +11,16 @@ use tokio::sync::{watch, Notify};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 pub const CHANNEL: &str = "pgworld_queue";
+pub const STREAM_CHANNEL: &str = "pgworld_stream";
 
-pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, hub: Arc<StreamHub>, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let mut listened = false;
         let session = async {
             let (client, mut connection) = pg.connect(NoTls).await?;
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-            let statement = format!("LISTEN {CHANNEL}");
+            let statement = format!("LISTEN {CHANNEL}; LISTEN {STREAM_CHANNEL}");
             {
                 let listen = client.batch_execute(&statement);
                 // The connection must be polled for LISTEN to complete.
@@ -33,12 +36,17 @@ pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, mut stop: watch:
                     }
                 }
             }
-            tracing::info!(channel = CHANNEL, "listening for queue pings");
+            tracing::info!("listening for queue and stream pings");
             listened = true;
             wake.notify_one();
+            hub.ping_all();
             while let Some(m) = messages.next().await {
-                if let AsyncMessage::Notification(_) = m? {
-                    wake.notify_one();
+                if let AsyncMessage::Notification(n) = m? {
+                    if n.channel() == STREAM_CHANNEL {
+                        hub.ping(n.payload());
+                    } else {
+                        wake.notify_one();
+                    }
                 }
             }
             // The client lives as long as the session: dropping it would close the connection.
@@ -64,5 +72,6 @@ pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, mut stop: watch:
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
         wake.notify_one();
+        hub.ping_all();
     }
 }

@@ -1,17 +1,21 @@
-//! pgworld-dispatcher: the pgworld sidecar. It delivers queue messages to the pods of their
-//! deployment version (dispatch), runs maintenance, and serves health checks; the REST façade
-//! builds on the same pool.
+//! pgworld-dispatcher: the pgworld sidecar. It serves the REST façade (each route one
+//! `workflow.*` call), delivers queue messages to the pods of their deployment version, runs
+//! maintenance, and exposes health and Prometheus metrics.
 #![forbid(unsafe_code)]
 
 mod api;
+mod auth;
 mod config;
 mod delivery;
 mod dispatch;
+mod hub;
 mod listener;
+mod metrics;
 
 use anyhow::{Context, Result};
 use config::Config;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 
@@ -42,18 +46,41 @@ async fn run() -> Result<()> {
     let client = pool.get().await.context("connecting to the database")?;
     drop(client);
 
+    let metrics = Arc::new(metrics::Metrics::default());
+    let auth = match &config.tenancy {
+        config::Tenancy::Single { app } => {
+            provision(&pool, app).await?;
+            auth::Auth::Single { app: app.clone() }
+        }
+        config::Tenancy::K8s(settings) => auth::Auth::K8s(Box::new(auth::K8sAuth::new(settings.clone(), Arc::clone(&metrics))?)),
+    };
+    let hub = Arc::new(hub::StreamHub::default());
+    let state = api::AppState {
+        pool: pool.clone(),
+        auth: Arc::new(auth),
+        metrics: Arc::clone(&metrics),
+        hub: Arc::clone(&hub),
+        api_enabled: config.api_enabled,
+    };
+
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let pg: tokio_postgres::Config = config.database_url.parse()?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let listen = tokio::spawn(listener::run(pg, Arc::clone(&wake), hub, stop.clone()));
     let dispatcher = config.dispatch.enabled.then(|| {
-        let pg: tokio_postgres::Config = config.database_url.parse().unwrap_or_default();
-        tokio::spawn(dispatch::Dispatcher::run(config.dispatch.clone(), pool.clone(), pg, stop.clone()))
+        tokio::spawn(dispatch::Dispatcher::run(config.dispatch.clone(), pool.clone(), wake, Arc::clone(&metrics), stop.clone()))
     });
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    tracing::info!(listen = %config.listen, api = config.api_enabled, dispatch = config.dispatch.enabled, "pgworld-dispatcher serving");
-    let mut http_stop = stop.clone();
-    let server = axum::serve(listener, api::app(api::AppState { pool })).with_graceful_shutdown(async move {
-        let _ = http_stop.changed().await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    tracing::info!(listen = %config.listen, api = config.api_enabled, dispatch = config.dispatch.enabled,
+                   mode = if state.auth.single_app().is_some() { "single" } else { "k8s" }, "pgworld-dispatcher serving");
+    let mut servers = vec![serve(listener, api::app(state.clone()), stop.clone())];
+    if let Some(port) = config.metrics_port.filter(|p| *p != config.listen.port()) {
+        let addr = std::net::SocketAddr::new(config.listen.ip(), port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => servers.push(serve(l, api::ops(state), stop.clone())),
+            Err(e) => tracing::warn!(%addr, error = %e, "metrics port unavailable; /metrics stays on the main port"),
+        }
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: no new claims, draining deliveries");
     let _ = stop_tx.send(true);
@@ -64,8 +91,55 @@ async fn run() -> Result<()> {
             Ok(Ok(())) => {}
         }
     }
-    server.await.context("HTTP server task")?.context("serving HTTP")?;
+    listen.abort();
+    for s in servers {
+        s.await.context("HTTP server task")?.context("serving HTTP")?;
+    }
     tracing::info!("pgworld-dispatcher stopped");
+    Ok(())
+}
+
+/// Serves a router until `stop`, with trailing slashes ignored (http-api.md §1.1).
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    use tower::ServiceExt as _;
+    let service = router.map_request(|mut req: axum::extract::Request| {
+        let path = req.uri().path();
+        if path.len() > 1 && path.ends_with('/') {
+            let trimmed = path.trim_end_matches('/');
+            let rebuilt = match req.uri().query() {
+                Some(q) => format!("{}?{q}", if trimmed.is_empty() { "/" } else { trimmed }),
+                None => (if trimmed.is_empty() { "/" } else { trimmed }).to_owned(),
+            };
+            if let Ok(uri) = rebuilt.parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+        req
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, tower::make::Shared::new(service))
+            .with_graceful_shutdown(async move {
+                let _ = stop.changed().await;
+            })
+            .await
+    })
+}
+
+/// Single-tenant start-up creates the app (and its encryption secret) if it is new.
+async fn provision(pool: &Pool, app: &str) -> Result<()> {
+    let client = pool.get().await.context("connecting to the database")?;
+    client
+        .query_one(
+            "SELECT CASE WHEN s.a IS NOT NULL THEN workflow.app_provision(jsonb_build_object('appId', $1::text)) END \
+             FROM (SELECT pg_catalog.set_config('workflow.admin', 'on', true) AS a) AS s",
+            &[&app],
+        )
+        .await
+        .with_context(|| format!("provisioning the single-tenant app {app:?} (is the pgworld extension installed?)"))?;
     Ok(())
 }
 

@@ -184,6 +184,11 @@ fn maint_run() -> JsonB {
     JsonB(maint::maint_run())
 }
 
+#[pg_extern(stable, parallel_safe, name = "_metrics")]
+fn metrics() -> JsonB {
+    JsonB(maint::metrics())
+}
+
 #[pg_extern(volatile, parallel_unsafe, name = "_maint_reap_orphans")]
 fn maint_reap_orphans(limit: i32) -> i64 {
     let limit = i64::from(limit.clamp(1, 10_000));

@@ -170,3 +170,29 @@ fn retention(c: &mut SpiClient<'_>) -> usize {
     }
     ids.len()
 }
+
+/// `workflow.metrics()` (service only): live queue depth by app and state, and active runs by
+/// app and version, read through partial indexes of live rows.
+pub fn metrics() -> Value {
+    tenancy::with_cross_app(|| {
+        Spi::connect(|c| {
+            let queue: Vec<Value> = db::select(
+                c,
+                "SELECT a.label, m.state, count(*) FROM workflow.messages m JOIN workflow.applications a USING (application_id) \
+                 WHERE m.state IN ('pending', 'deferred', 'retrying', 'leased', 'dead') GROUP BY a.label, m.state ORDER BY 1, 2",
+                &[],
+            )
+            .map(|r| json!({"app": r.text(1), "state": r.text(2), "count": r.bigint(3)}))
+            .collect();
+            let runs: Vec<Value> = db::select(
+                c,
+                "SELECT a.label, r.deployment_id, count(*) FROM workflow.runs r JOIN workflow.applications a USING (application_id) \
+                 WHERE r.status IN ('pending', 'running') GROUP BY a.label, r.deployment_id ORDER BY 1, 2",
+                &[],
+            )
+            .map(|r| json!({"app": r.text(1), "version": r.text(2), "count": r.bigint(3)}))
+            .collect();
+            json!({"queue": queue, "activeRuns": runs})
+        })
+    })
+}

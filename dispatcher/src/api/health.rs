@@ -1,23 +1,18 @@
-//! The HTTP surface. For now: health (`/status`, `/ready`); the façade routes come with issue C.
+//! Public routes (http-api.md §4.1): `/status`, `/ready` and `/metrics`; never authenticated.
 
+use super::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use deadpool_postgres::Pool;
 use serde_json::json;
 
 /// Extension versions this binary speaks.
 pub const SUPPORTED_EXTENSION_VERSIONS: &[&str] = &["0.1.0"];
 
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: Pool,
-}
-
-pub fn app(state: AppState) -> Router {
-    Router::new().route("/status", get(status)).route("/ready", get(ready)).with_state(state)
+pub fn router() -> Router<AppState> {
+    Router::new().route("/status", get(status)).route("/ready", get(ready)).route("/metrics", get(metrics))
 }
 
 async fn status() -> Json<serde_json::Value> {
@@ -51,4 +46,15 @@ async fn ready(State(state): State<AppState>) -> Response {
             unavailable("database query failed".into())
         }
     }
+}
+
+/// Prometheus text: the process's counters and histograms, plus gauges read from the database
+/// (`workflow.metrics()`); a database outage leaves the gauges out rather than failing the scrape.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let gauges = match state.pool.get().await {
+        Ok(c) => c.query_one("SELECT workflow.metrics()", &[]).await.ok().and_then(|r| r.try_get::<_, serde_json::Value>(0).ok()),
+        Err(_) => None,
+    };
+    let text = state.metrics.render(gauges.as_ref());
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], text).into_response()
 }

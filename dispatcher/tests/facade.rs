@@ -68,19 +68,41 @@ async fn runs_events_steps_and_hooks_routes() -> Result<()> {
     let db = TestDb::new().await?;
     let f = Facade::start(&db, "facade-runs").await?;
     let created = f
-        .ok(Method::POST, &format!("{APP}/runs/null/events"), Some(json!({"eventType": "run_created",
-            "eventData": {"deploymentId": "v1", "workflowName": "wf", "input": "aGk="}})), 200)
+        .ok(
+            Method::POST,
+            &format!("{APP}/runs/null/events"),
+            Some(json!({"eventType": "run_created",
+            "eventData": {"deploymentId": "v1", "workflowName": "wf", "input": "aGk="}})),
+            200,
+        )
         .await?;
     let run = created["run"]["runId"].as_str().context("minted run id")?.to_owned();
     ensure!(created["event"]["eventId"] == "evnt_00000000000000000000000001" && created["maxEvents"] == 25000, "{created}");
     let r = format!("{APP}/runs/{run}");
     f.ok(Method::POST, &format!("{r}/events"), Some(json!({"eventType": "run_started"})), 200).await?;
-    f.ok(Method::POST, &format!("{r}/events"), Some(json!({"eventType": "step_created", "correlationId": "s1", "eventData": {"stepName": "add", "input": []}})), 200).await?;
-    f.ok(Method::POST, &format!("{r}/events"), Some(json!({"eventType": "hook_created", "correlationId": "h1", "eventData": {"token": "tok/1"}})), 200).await?;
+    f.ok(
+        Method::POST,
+        &format!("{r}/events"),
+        Some(json!({"eventType": "step_created", "correlationId": "s1", "eventData": {"stepName": "add", "input": []}})),
+        200,
+    )
+    .await?;
+    f.ok(
+        Method::POST,
+        &format!("{r}/events"),
+        Some(json!({"eventType": "hook_created", "correlationId": "h1", "eventData": {"token": "tok/1"}})),
+        200,
+    )
+    .await?;
     f.ok(Method::POST, &format!("{r}/events"), Some(json!({"eventType": "step_retrying", "correlationId": "s1", "eventData": {"error": {"m": 1}, "retryAfter": "2099-01-01T00:00:00Z"}})), 200).await?;
 
     // 425 carries meta.retryAfter and a Retry-After header.
-    let res = f.http.post(format!("{}{r}/events", f.base)).json(&json!({"eventType": "step_started", "correlationId": "s1"})).send().await?;
+    let res = f
+        .http
+        .post(format!("{}{r}/events", f.base))
+        .json(&json!({"eventType": "step_started", "correlationId": "s1"}))
+        .send()
+        .await?;
     ensure!(res.status().as_u16() == 425 && res.headers().get("retry-after").is_some(), "{:?}", res.headers());
     let body: Value = res.json().await?;
     ensure!(body["meta"]["retryAfter"] == "2099-01-01T00:00:00.000Z" && body["code"] == "WF_TOO_EARLY", "{body}");
@@ -118,7 +140,8 @@ async fn runs_events_steps_and_hooks_routes() -> Result<()> {
     f.err(Method::GET, &format!("{APP}/workflows/wf/template"), None, 404, "WF_NO_COMPLETED_RUN").await?;
     f.err(Method::POST, &format!("{APP}/runs/null/events"), Some(json!({"eventType": "nope"})), 400, "WF_BAD_REQUEST").await?;
     f.err(Method::POST, &format!("{APP}/runs/null/events"), Some(json!({"eventType": 7})), 400, "WF_BAD_REQUEST").await?;
-    f.err(Method::POST, &format!("{r}/events?eventCount=-1"), Some(json!({"eventType": "run_started"})), 400, "WF_BAD_REQUEST").await?;
+    f.err(Method::POST, &format!("{r}/events?eventCount=-1"), Some(json!({"eventType": "run_started"})), 400, "WF_BAD_REQUEST")
+        .await?;
     Ok(())
 }
 
@@ -130,11 +153,18 @@ async fn queue_handlers_keys_versions_quotas_and_apps_routes() -> Result<()> {
     ensure!(f.ok(Method::POST, "/api/v1/apps", Some(json!({"appId": "shop"})), 201).await? == json!({"appId": "shop"}));
     ensure!(f.ok(Method::POST, "/api/v1/apps", Some(json!({"appId": "shop"})), 200).await? == json!({"appId": "shop"}));
     f.err(Method::POST, "/api/v1/apps", Some(json!({})), 400, "WF_BAD_REQUEST").await?;
-    f.ok(Method::POST, &format!("{APP}/handlers"), Some(json!({"podId": "p1", "deploymentVersion": "v1", "endpoints": receiver.endpoints("v1")})), 201).await?;
+    f.ok(
+        Method::POST,
+        &format!("{APP}/handlers"),
+        Some(json!({"podId": "p1", "deploymentVersion": "v1", "endpoints": receiver.endpoints("v1")})),
+        201,
+    )
+    .await?;
     f.err(Method::POST, &format!("{APP}/handlers"), Some(json!({"podId": "p1"})), 400, "WF_BAD_REQUEST").await?;
 
     // CBOR over HTTP: the message bytes reach the handler unchanged.
-    let message: Vec<u8> = vec![0xa2, 0x61, b'a', 0xd8, 0x40, 0x42, 0x01, 0x02, 0x61, b'b', 0xfb, 0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18];
+    let message: Vec<u8> =
+        vec![0xa2, 0x61, b'a', 0xd8, 0x40, 0x42, 0x01, 0x02, 0x61, b'b', 0xfb, 0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18];
     let mut env = vec![0xa3, 0x69];
     env.extend(b"queueName");
     env.push(0x61);
@@ -150,12 +180,27 @@ async fn queue_handlers_keys_versions_quotas_and_apps_routes() -> Result<()> {
     let got = receiver.wait_for(1, Duration::from_secs(20)).await?;
     let entries = pgworld_core::cbor::map_entries(&got[0].body).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     ensure!(got[0].body[entries[0].1.clone()] == message[..], "CBOR message spliced byte-exact");
-    let bad = f.http.post(format!("{}{APP}/queue", f.base)).header("content-type", "application/cbor").body(vec![0xff]).send().await?;
+    let bad =
+        f.http.post(format!("{}{APP}/queue", f.base)).header("content-type", "application/cbor").body(vec![0xff]).send().await?;
     ensure!(bad.status().as_u16() == 400);
 
-    let queued = f.ok(Method::POST, &format!("{APP}/queue"), Some(json!({"queueName": "q", "message": {"x": 1}, "idempotencyKey": "k", "deploymentId": "v9"})), 201).await?;
+    let queued = f
+        .ok(
+            Method::POST,
+            &format!("{APP}/queue"),
+            Some(json!({"queueName": "q", "message": {"x": 1}, "idempotencyKey": "k", "deploymentId": "v9"})),
+            201,
+        )
+        .await?;
     ensure!(queued["messageId"].as_str().is_some_and(|m| m.starts_with("msg_")), "{queued}");
-    f.err(Method::POST, &format!("{APP}/queue"), Some(json!({"queueName": "q", "message": 2, "idempotencyKey": "k"})), 409, "WF_DUPLICATE_IDEMPOTENCY_KEY").await?;
+    f.err(
+        Method::POST,
+        &format!("{APP}/queue"),
+        Some(json!({"queueName": "q", "message": 2, "idempotencyKey": "k"})),
+        409,
+        "WF_DUPLICATE_IDEMPOTENCY_KEY",
+    )
+    .await?;
     f.err(Method::POST, &format!("{APP}/queue"), Some(json!({"message": 2})), 400, "WF_BAD_REQUEST").await?;
     ensure!(f.ok(Method::DELETE, &format!("{APP}/handlers/p1"), None, 200).await? == json!({"deregistered": true}));
 
@@ -169,12 +214,39 @@ async fn queue_handlers_keys_versions_quotas_and_apps_routes() -> Result<()> {
 
     let status = f.ok(Method::GET, &format!("{APP}/versions/v9/status"), None, 200).await?;
     ensure!(status["queuedMessages"] == 1 && status["drained"] == false, "{status}");
-    f.ok(Method::POST, "/api/v1/versions/notify", Some(json!({"applicationId": "default", "deploymentVersion": "v9", "status": "draining"})), 200).await?;
-    f.err(Method::POST, "/api/v1/versions/notify", Some(json!({"applicationId": "ghost", "deploymentVersion": "v9", "status": "draining"})), 404, "WF_APP_NOT_FOUND").await?;
-    f.err(Method::POST, "/api/v1/versions/notify", Some(json!({"applicationId": "default", "deploymentVersion": "v9", "status": "gone"})), 400, "WF_BAD_REQUEST").await?;
+    f.ok(
+        Method::POST,
+        "/api/v1/versions/notify",
+        Some(json!({"applicationId": "default", "deploymentVersion": "v9", "status": "draining"})),
+        200,
+    )
+    .await?;
+    f.err(
+        Method::POST,
+        "/api/v1/versions/notify",
+        Some(json!({"applicationId": "ghost", "deploymentVersion": "v9", "status": "draining"})),
+        404,
+        "WF_APP_NOT_FOUND",
+    )
+    .await?;
+    f.err(
+        Method::POST,
+        "/api/v1/versions/notify",
+        Some(json!({"applicationId": "default", "deploymentVersion": "v9", "status": "gone"})),
+        400,
+        "WF_BAD_REQUEST",
+    )
+    .await?;
     let expired = f.ok(Method::POST, &format!("{APP}/versions/v9/expire"), None, 200).await?;
     ensure!(expired["deadLetteredMessages"] == 1, "{expired}");
-    f.err(Method::POST, &format!("{APP}/queue"), Some(json!({"queueName": "q", "message": 3, "deploymentId": "v9"})), 410, "WF_VERSION_EXPIRED").await?;
+    f.err(
+        Method::POST,
+        &format!("{APP}/queue"),
+        Some(json!({"queueName": "q", "message": 3, "deploymentId": "v9"})),
+        410,
+        "WF_VERSION_EXPIRED",
+    )
+    .await?;
     let dl = f.ok(Method::GET, &format!("{APP}/dead-letters"), None, 200).await?;
     let id = dl["data"][0]["messageId"].as_str().context("a dead letter")?.to_owned();
     f.err(Method::POST, &format!("{APP}/dead-letters/{id}/retry"), None, 410, "WF_VERSION_EXPIRED").await?;
@@ -186,7 +258,11 @@ async fn queue_handlers_keys_versions_quotas_and_apps_routes() -> Result<()> {
     f.err(Method::PUT, &format!("{APP}/quotas"), Some(json!({"maxRuns": "many"})), 400, "WF_BAD_REQUEST").await?;
     f.ok(Method::POST, &format!("{APP}/k8s-binding"), Some(json!({"namespace": "ns", "serviceAccount": "sa"})), 201).await?;
     f.err(Method::POST, &format!("{APP}/k8s-binding"), Some(json!({"namespace": "ns"})), 400, "WF_BAD_REQUEST").await?;
-    ensure!(f.ok(Method::DELETE, &format!("{APP}/k8s-binding"), Some(json!({"namespace": "ns", "serviceAccount": "sa"})), 200).await? == json!({"deleted": true}));
+    ensure!(
+        f.ok(Method::DELETE, &format!("{APP}/k8s-binding"), Some(json!({"namespace": "ns", "serviceAccount": "sa"})), 200)
+            .await?
+            == json!({"deleted": true})
+    );
     Ok(())
 }
 
@@ -194,14 +270,20 @@ async fn queue_handlers_keys_versions_quotas_and_apps_routes() -> Result<()> {
 async fn transport_errors_never_become_500() -> Result<()> {
     let db = TestDb::new().await?;
     let f = Facade::start(&db, "facade-transport").await?;
-    let post = |path: &str, ct: &str, body: Vec<u8>| f.http.post(format!("{}{path}", f.base)).header("content-type", ct).body(body).send();
+    let post = |path: &str, ct: &str, body: Vec<u8>| {
+        f.http.post(format!("{}{path}", f.base)).header("content-type", ct).body(body).send()
+    };
     let events = format!("{APP}/runs/wrun_x/events");
     for (ct, body, want) in [
         ("application/json", b"{not json".to_vec(), 400),
         ("application/json", b"[1,2".to_vec(), 400),
         ("text/plain", b"hello".to_vec(), 415),
         ("application/json; charset=utf-8", br#"{"eventType":"run_started"}"#.to_vec(), 404),
-        ("application/json", br#"{"eventType":"run_created","eventData":{"deploymentId":"v\u0000","workflowName":"w"}}"#.to_vec(), 400),
+        (
+            "application/json",
+            br#"{"eventType":"run_created","eventData":{"deploymentId":"v\u0000","workflowName":"w"}}"#.to_vec(),
+            400,
+        ),
         ("application/json", br#"{"eventType":"wait_created","correlationId":5}"#.to_vec(), 400),
     ] {
         let res = post(&events, ct, body).await?;
@@ -227,7 +309,12 @@ async fn transport_errors_never_become_500() -> Result<()> {
     let doc = f.ok(Method::GET, "/openapi.json", None, 200).await?;
     ensure!(doc["paths"]["/api/v1/apps/{appId}/runs/{runId}/events"]["post"].is_object(), "OpenAPI lists the routes");
     let metrics = f.http.get(format!("{}/metrics", f.base)).send().await?.text().await?;
-    ensure!(metrics.contains("pgworld_http_requests_total{route=\"/api/v1/apps/{appId}/runs/{runId}/events\",method=\"POST\",status=\"400\"}"), "{metrics}");
+    ensure!(
+        metrics.contains(
+            "pgworld_http_requests_total{route=\"/api/v1/apps/{appId}/runs/{runId}/events\",method=\"POST\",status=\"400\"}"
+        ),
+        "{metrics}"
+    );
     ensure!(metrics.contains("pgworld_dispatch_inflight"), "{metrics}");
     Ok(())
 }
@@ -284,10 +371,19 @@ async fn streams_write_read_and_live_read_while_writing() -> Result<()> {
     put("s", &[("x-stream-done", "true")], "application/json", b"{}".to_vec()).await?;
     f.err(Method::PUT, &format!("{APP}/runs/wrun_s/streams/s"), Some(json!("late")), 409, "WF_STREAM_CLOSED").await?;
     ensure!(f.ok(Method::GET, &format!("{APP}/runs/wrun_s/streams"), None, 200).await? == json!(["live", "s"]));
-    ensure!(f.ok(Method::GET, &format!("{APP}/runs/wrun_s/streams/s/info"), None, 200).await? == json!({"tailIndex": 3, "done": true}));
-    ensure!(f.ok(Method::GET, &format!("{APP}/runs/x/streams/unknown/info"), None, 200).await? == json!({"tailIndex": -1, "done": false}));
+    ensure!(
+        f.ok(Method::GET, &format!("{APP}/runs/wrun_s/streams/s/info"), None, 200).await?
+            == json!({"tailIndex": 3, "done": true})
+    );
+    ensure!(
+        f.ok(Method::GET, &format!("{APP}/runs/x/streams/unknown/info"), None, 200).await?
+            == json!({"tailIndex": -1, "done": false})
+    );
     let page = f.ok(Method::GET, &format!("{APP}/runs/wrun_s/streams/s/chunks?limit=2"), None, 200).await?;
-    ensure!(page == json!({"data": [{"index": 0, "data": "aGVsbG8="}, {"index": 1, "data": "IA=="}], "cursor": "1", "hasMore": true, "done": true}), "{page}");
+    ensure!(
+        page == json!({"data": [{"index": 0, "data": "aGVsbG8="}, {"index": 1, "data": "IA=="}], "cursor": "1", "hasMore": true, "done": true}),
+        "{page}"
+    );
     f.err(Method::GET, &format!("{APP}/runs/wrun_s/streams/s/chunks?cursor=x"), None, 400, "WF_BAD_REQUEST").await?;
     f.err(Method::GET, &format!("{APP}/streams/s?startIndex=abc"), None, 400, "WF_BAD_REQUEST").await?;
     Ok(())

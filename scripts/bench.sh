@@ -30,7 +30,7 @@ fresh_db() {
 export PGWORLD_BENCH_URL="postgres://postgres@127.0.0.1:$PORT/bench"
 if [[ $SUITE == events || $SUITE == all ]]; then
   fresh_db
-  "$REPO_ROOT/target/release/pgworld-bench" "$@"
+  PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/release/pgworld-dispatcher" "$REPO_ROOT/target/release/pgworld-bench" "$@"
 fi
 if [[ $SUITE == queue || $SUITE == all ]]; then
   fresh_db

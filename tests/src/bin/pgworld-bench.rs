@@ -130,6 +130,50 @@ async fn lifecycle(c: Arc<Conn>, _worker: usize, _iteration: u64) -> Result<u64>
     Ok(6)
 }
 
+/// The same lifecycle through the façade: one HTTP request per event, keep-alive connections.
+async fn lifecycle_http(http: &reqwest::Client, base: &str) -> Result<u64> {
+    let run = format!("wrun_h{}_{}", *RUN_TAG, NEXT_RUN.fetch_add(1, Ordering::Relaxed));
+    let url = format!("{base}/api/v1/apps/default/runs/{run}/events");
+    let input = json!({"$bytes": "ZGV2bAGSAQ=="});
+    for body in [
+        json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "bench", "input": input}}),
+        json!({"eventType": "run_started"}),
+        json!({"eventType": "step_created", "correlationId": "step_1", "eventData": {"stepName": "step//add", "input": input}}),
+        json!({"eventType": "step_started", "correlationId": "step_1", "eventData": {"attempt": 1}}),
+        json!({"eventType": "step_completed", "correlationId": "step_1", "eventData": {"result": "ZGV2bAGSAg=="}}),
+        json!({"eventType": "run_completed", "eventData": {"output": "ZGV2bAGSAg=="}}),
+    ] {
+        let res = http.post(&url).json(&body).send().await?;
+        anyhow::ensure!(res.status().is_success(), "façade answered {} for {body}", res.status());
+        res.bytes().await?;
+    }
+    Ok(6)
+}
+
+async fn drive_http(base: &str, clients: usize, seconds: u64) -> Result<f64> {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let http = reqwest::Client::new();
+        let (done, stop, base) = (done.clone(), stop.clone(), base.to_owned());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                done.fetch_add(lifecycle_http(&http, &base).await?, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
 async fn raw_insert(c: Arc<Conn>, worker: usize, i: u64) -> Result<u64> {
     let run = format!("raw_{worker}_{}", i / 6);
     let data = json!({"stepName": "step//add", "input": "ZGV2bAGSAQ=="});
@@ -172,18 +216,54 @@ async fn main() -> Result<()> {
         "pgworld bench: PostgreSQL {version}, {} clients, {} rounds of {} s per workload (alternating; medians)",
         a.clients, ROUNDS, a.seconds
     );
+    // The façade, when the script hands over the dispatcher binary: single-tenant, API only.
+    let facade = match std::env::var("PGWORLD_DISPATCHER_BIN") {
+        Ok(bin) => {
+            let p = pgworld_it::process::DispatcherProc::spawn(
+                &bin,
+                &a.url,
+                "bench-facade",
+                &[
+                    ("PGWORLD_MODE", "single"),
+                    ("PGWORLD_DISPATCH_ENABLED", "false"),
+                    ("PGWORLD_METRICS_PORT", "0"),
+                    ("RUST_LOG", "warn"),
+                ],
+            )?;
+            let base = format!("http://127.0.0.1:{}", p.port);
+            let probe = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while probe.get(format!("{base}/ready")).send().await.is_err() {
+                anyhow::ensure!(Instant::now() < deadline, "the façade did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Some((p, base))
+        }
+        Err(_) => None,
+    };
     // Alternating rounds, so background work (autovacuum, checkpoints) on this small machine
     // does not land on one workload only.
-    let (mut raws, mut events) = (Vec::new(), Vec::new());
+    let (mut raws, mut events, mut https) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         raws.push(drive(&a.url, a.clients, a.seconds, raw_insert).await?);
         events.push(drive(&app_url, a.clients, a.seconds, lifecycle).await?);
-        println!("  round {round}: raw {:.0} rows/s, event_create {:.0} events/s", raws[round - 1], events[round - 1]);
+        let mut line =
+            format!("  round {round}: raw {:.0} rows/s, event_create {:.0} events/s", raws[round - 1], events[round - 1]);
+        if let Some((_, base)) = &facade {
+            https.push(drive_http(base, a.clients, a.seconds).await?);
+            line.push_str(&format!(", façade {:.0} events/s", https[round - 1]));
+        }
+        println!("{line}");
     }
     let (raw, events) = (median(raws), median(events));
     println!("{:<46} {:>10.0} rows/s", "raw single-row INSERT (autocommit)", raw);
     println!("{:<46} {:>10.0} events/s", "workflow.event_create (6-event run lifecycle)", events);
     println!("{:<46} {:>10.2}   (target >= 0.50)", "event_create / raw INSERT", events / raw);
+    if facade.is_some() {
+        let http = median(https);
+        println!("{:<46} {:>10.0} events/s", "façade POST …/events (same lifecycle)", http);
+        println!("{:<46} {:>10.2}   (target >= 0.60)", "façade / direct SQL event_create", http / events);
+    }
 
     let c = open(&app_url).await?;
     let deep_run = format!("wrun_deep_{}", *RUN_TAG);

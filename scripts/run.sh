@@ -30,6 +30,12 @@ Connect with psql:
 Then, for example:
   SELECT workflow.event_create('null', '{}', '{"eventType":"run_created","eventData":{"deploymentId":"v1","workflowName":"hello"}}');
 
+Or over HTTP (the @platformatic/world protocol; single-tenant, app "default"):
+  curl -s -X POST http://127.0.0.1:$API_PORT/api/v1/apps/default/runs/null/events \\
+       -H 'content-type: application/json' \\
+       -d '{"eventType":"run_created","eventData":{"deploymentId":"v1","workflowName":"hello"}}'
+  curl -s http://127.0.0.1:$API_PORT/openapi.json     # every route
+
 Stop everything:  ./pgw stop
 MSG
 }

@@ -49,7 +49,7 @@ async fn run() -> Result<()> {
     let metrics = Arc::new(metrics::Metrics::default());
     let auth = match &config.tenancy {
         config::Tenancy::Single { app } => {
-            provision(&pool, app).await?;
+            tokio::spawn(provision_until_done(pool.clone(), app.clone()));
             auth::Auth::Single { app: app.clone() }
         }
         config::Tenancy::K8s(settings) => auth::Auth::K8s(Box::new(auth::K8sAuth::new(settings.clone(), Arc::clone(&metrics))?)),
@@ -129,7 +129,21 @@ fn serve(
     })
 }
 
-/// Single-tenant start-up creates the app (and its encryption secret) if it is new.
+/// Single-tenant start-up creates the app (and its encryption secret) if it is new. Until that
+/// works (the extension may be installed after the sidecar starts) it retries, and `/ready`
+/// reports why requests cannot be served yet.
+async fn provision_until_done(pool: Pool, app: String) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match provision(&pool, &app).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), retry_in = ?pause, "single-tenant app not provisioned yet"),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
 async fn provision(pool: &Pool, app: &str) -> Result<()> {
     let client = pool.get().await.context("connecting to the database")?;
     client

@@ -94,16 +94,7 @@ async fn cbor_bodies_are_spliced_unchanged_and_headers_forwarded() -> Result<()>
         &[0xd8, 0x40, 0x42, 0x00, 0x01, 0x61, b'n', 0x1b, 0, 0, 1, 0, 0, 0, 0, 0],
     ]
     .concat();
-    let mut env = vec![0xa3, 0x69];
-    env.extend(b"queueName");
-    env.push(0x6c);
-    env.extend(b"__wkf_step_s");
-    env.push(0x67);
-    env.extend(b"message");
-    env.extend(&message);
-    env.push(0x6c);
-    env.extend(b"deploymentId");
-    env.extend([0x62, b'v', b'1']);
+    let env = pgworld_it::cbor_envelope("__wkf_step_s", &message, Some("v1"));
     call(&c, "SELECT workflow.queue_enqueue_cbor('{}', $1)", &[&env]).await?.map_err(|e| anyhow!("{e:?}"))?;
     enqueue_ok(
         &c,

@@ -165,16 +165,7 @@ async fn queue_handlers_keys_versions_quotas_and_apps_routes() -> Result<()> {
     // CBOR over HTTP: the message bytes reach the handler unchanged.
     let message: Vec<u8> =
         vec![0xa2, 0x61, b'a', 0xd8, 0x40, 0x42, 0x01, 0x02, 0x61, b'b', 0xfb, 0x40, 0x09, 0x21, 0xfb, 0x54, 0x44, 0x2d, 0x18];
-    let mut env = vec![0xa3, 0x69];
-    env.extend(b"queueName");
-    env.push(0x61);
-    env.push(b'q');
-    env.push(0x67);
-    env.extend(b"message");
-    env.extend(&message);
-    env.push(0x6c);
-    env.extend(b"deploymentId");
-    env.extend([0x62, b'v', b'1']);
+    let env = pgworld_it::cbor_envelope("q", &message, Some("v1"));
     let res = f.http.post(format!("{}{APP}/queue", f.base)).header("content-type", "application/cbor").body(env).send().await?;
     ensure!(res.status().as_u16() == 201, "{}", res.text().await?);
     let got = receiver.wait_for(1, Duration::from_secs(20)).await?;

@@ -182,3 +182,23 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A CBOR enqueue envelope `{queueName, message, deploymentId?}` around raw message bytes, as
+/// the Platformatic client sends it (short text only: names under 24 bytes).
+pub fn cbor_envelope(queue_name: &str, message: &[u8], deployment_id: Option<&str>) -> Vec<u8> {
+    fn text(out: &mut Vec<u8>, s: &str) {
+        assert!(s.len() < 24, "short CBOR text only");
+        out.push(0x60 | s.len() as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut out = vec![if deployment_id.is_some() { 0xa3 } else { 0xa2 }];
+    text(&mut out, "queueName");
+    text(&mut out, queue_name);
+    text(&mut out, "message");
+    out.extend_from_slice(message);
+    if let Some(d) = deployment_id {
+        text(&mut out, "deploymentId");
+        text(&mut out, d);
+    }
+    out
+}

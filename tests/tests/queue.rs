@@ -98,13 +98,7 @@ async fn cbor_messages_are_stored_byte_exact() -> Result<()> {
         &[0xd8, 0x40, 0x42, 0x00, 0xff, 0x61, b'f', 0xfa, 0x3f, 0xc0, 0x00, 0x00],
     ]
     .concat();
-    let mut body = vec![0xa2, 0x69];
-    body.extend(b"queueName");
-    body.push(0x6c);
-    body.extend(b"__wkf_step_s");
-    body.push(0x67);
-    body.extend(b"message");
-    body.extend(&message);
+    let body = pgworld_it::cbor_envelope("__wkf_step_s", &message, None);
     let out = call(&c, "SELECT workflow.queue_enqueue_cbor('{}', $1)", &[&body]).await?.map_err(|e| anyhow!("{e:?}"))?;
     let id = msg_num(out["messageId"].as_str().unwrap_or_default());
     let su = db.superuser().await?;

@@ -69,23 +69,24 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-/// Runs `clients` connections, each calling `op(client, worker, iteration)` until time is up.
-/// Returns operations per second, where `op` reports how many operations it completed.
-async fn drive<F, Fut>(url: &str, clients: usize, seconds: u64, op: F) -> Result<f64>
+/// Runs one task per client, each calling `op(state, worker, iteration)` on its own `state`
+/// until time is up. Returns operations per second, where `op` reports how many it completed.
+async fn timed<S, F, Fut>(states: Vec<S>, seconds: u64, op: F) -> Result<f64>
 where
-    F: Fn(Arc<Conn>, usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, usize, u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Result<u64>> + Send,
 {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
-    for w in 0..clients {
-        let c = Arc::new(open(url).await?);
+    for (w, state) in states.into_iter().enumerate() {
+        let state = Arc::new(state);
         let (done, stop, op) = (done.clone(), stop.clone(), op.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
-                done.fetch_add(op(c.clone(), w, i).await?, Ordering::Relaxed);
+                done.fetch_add(op(state.clone(), w, i).await?, Ordering::Relaxed);
                 i += 1;
             }
             anyhow::Ok(())
@@ -99,6 +100,19 @@ where
         t.await??;
     }
     Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+}
+
+/// `timed` over `clients` database connections with both workloads' statements prepared.
+async fn drive<F, Fut>(url: &str, clients: usize, seconds: u64, op: F) -> Result<f64>
+where
+    F: Fn(Arc<Conn>, usize, u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<u64>> + Send,
+{
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(open(url).await?);
+    }
+    timed(conns, seconds, op).await
 }
 
 async fn event(c: &Conn, run: &str, body: serde_json::Value) -> Result<()> {
@@ -150,28 +164,15 @@ async fn lifecycle_http(http: &reqwest::Client, base: &str) -> Result<u64> {
     Ok(6)
 }
 
+/// `timed` over `clients` HTTP clients (each keeps its connections alive).
 async fn drive_http(base: &str, clients: usize, seconds: u64) -> Result<f64> {
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let http = reqwest::Client::new();
-        let (done, stop, base) = (done.clone(), stop.clone(), base.to_owned());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                done.fetch_add(lifecycle_http(&http, &base).await?, Ordering::Relaxed);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = start.elapsed().as_secs_f64();
-    for t in tasks {
-        t.await??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / elapsed)
+    let base = Arc::new(base.to_owned());
+    let http: Vec<reqwest::Client> = (0..clients).map(|_| reqwest::Client::new()).collect();
+    timed(http, seconds, move |http, _, _| {
+        let base = Arc::clone(&base);
+        async move { lifecycle_http(&http, &base).await }
+    })
+    .await
 }
 
 async fn raw_insert(c: Arc<Conn>, worker: usize, i: u64) -> Result<u64> {

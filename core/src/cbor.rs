@@ -73,8 +73,8 @@ impl<'a> Reader<'a> {
         self.buf.get(self.pos) == Some(&BREAK)
     }
 
-    /// Skips one complete item, returning its byte range.
-    fn skip(&mut self, depth: usize) -> R<Range<usize>> {
+    /// Reads past one complete item, returning its byte range.
+    fn item_span(&mut self, depth: usize) -> R<Range<usize>> {
         if depth > MAX_DEPTH {
             return err("CBOR nested too deeply");
         }
@@ -98,20 +98,20 @@ impl<'a> Reader<'a> {
             (4 | 5, false) => {
                 let per = if h.major == 5 { 2 } else { 1 };
                 for _ in 0..h.arg.saturating_mul(per) {
-                    self.skip(depth + 1)?;
+                    self.item_span(depth + 1)?;
                 }
             }
             (4 | 5, true) => {
                 while !self.at_break() {
-                    self.skip(depth + 1)?;
+                    self.item_span(depth + 1)?;
                     if h.major == 5 {
-                        self.skip(depth + 1)?;
+                        self.item_span(depth + 1)?;
                     }
                 }
                 self.pos += 1;
             }
             (6, _) => {
-                self.skip(depth + 1)?;
+                self.item_span(depth + 1)?;
             }
             _ => return err("unexpected CBOR break"),
         }
@@ -164,7 +164,7 @@ pub fn map_entries(buf: &[u8]) -> R<Vec<(String, Range<usize>)>> {
             remaining -= 1;
         }
         let key = r.text().map_err(|_| CborError("CBOR map keys must be text".into()))?;
-        let value = r.skip(1)?;
+        let value = r.item_span(1)?;
         out.push((key, value));
     }
     if r.pos != buf.len() {

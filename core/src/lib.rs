@@ -36,6 +36,7 @@ pub mod queue;
 pub mod render;
 pub mod request;
 pub mod streams;
+pub mod template;
 pub mod ts;
 
 pub use error::{Code, WfError, WfResult};

@@ -263,6 +263,14 @@ pub struct Failure {
     pub url: Option<String>,
 }
 
+impl Failure {
+    /// A failure pgworld decides itself (lease expiry, no route, an expired version, …): no HTTP
+    /// status, no target URL.
+    pub fn decided(code: &str, message: impl Into<String>) -> Failure {
+        Failure { code: code.into(), message: message.into(), status_code: None, url: None }
+    }
+}
+
 impl Outcome {
     pub fn to_json(&self) -> Value {
         match self {

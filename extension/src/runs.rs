@@ -10,7 +10,7 @@ use pgrx::Spi;
 use pgworld_core::payload::{stored_to_wire, Mode};
 use pgworld_core::queue::Failure;
 use pgworld_core::request::query_str;
-use pgworld_core::streams::{template_steps, TemplateStep};
+use pgworld_core::template::{template_steps, TemplateStep};
 use pgworld_core::{queue, Code, WfError, WfResult};
 use serde_json::{json, Map, Value};
 

@@ -4,7 +4,7 @@
 
 use crate::db::{self, Row};
 use crate::queue::{self as q, kind_of};
-use crate::{events, ffi, tenancy};
+use crate::{events, ffi, runs, tenancy};
 use pgrx::datum::JsonB;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -123,13 +123,7 @@ pub fn expire_leases(c: &mut SpiClient<'_>, limit: i64) -> i64 {
     );
     let expired: Vec<Held> = db::update(c, &sql, &[limit.into()]).map(|r| held_from(&r)).collect();
     for m in &expired {
-        let failure = Failure {
-            code: "LEASE_EXPIRED".into(),
-            message: "delivery lease expired before an outcome was recorded".into(),
-            status_code: None,
-            url: None,
-        };
-        record_failure(c, m, &failure);
+        record_failure(c, m, &Failure::decided("LEASE_EXPIRED", "delivery lease expired before an outcome was recorded"));
     }
     expired.len() as i64
 }
@@ -172,7 +166,7 @@ fn complete(c: &mut SpiClient<'_>, lease_id: Uuid, outcome: &Outcome) -> bool {
 /// expired meanwhile discards the re-schedule.
 fn reschedule(c: &mut SpiClient<'_>, m: &Held, seconds: f64) {
     if q::version_expired(c, m.app, &m.version) {
-        kill(c, m.id, &version_expired_failure(), m.attempts, &m.queue_name, &m.version);
+        kill(c, m, &version_expired_failure());
         return;
     }
     db::update(
@@ -188,7 +182,7 @@ fn reschedule(c: &mut SpiClient<'_>, m: &Held, seconds: f64) {
 }
 
 pub fn version_expired_failure() -> Failure {
-    Failure { code: "VERSION_EXPIRED".into(), message: "deployment version expired".into(), status_code: None, url: None }
+    Failure::decided("VERSION_EXPIRED", "deployment version expired")
 }
 
 /// A failed delivery: retry with backoff, or dead and finalized at the 10th (queue.md §8.2, §9).
@@ -213,23 +207,32 @@ pub fn record_failure(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
 /// A message whose death changed no run or step (webhooks, health checks, runs gone or already
 /// finished) is not finalized, so an operator can still retry it from the dead letters.
 pub fn kill_finalized(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
-    kill(c, m.id, f, m.attempts, &m.queue_name, &m.version);
+    kill(c, m, f);
     if finalize(c, m, f) {
         db::update(c, "UPDATE workflow.messages SET failure_finalized_at = now() WHERE id = $1", &[m.id.into()]);
     }
 }
 
 /// Makes a message dead with a failure, retryable until something finalizes it.
-pub fn kill(c: &mut SpiClient<'_>, id: i64, f: &Failure, attempts: i32, queue_name: &str, version: &str) {
-    let detail = queue::failure_detail(f, &ts::to_iso(ffi::now_micros()), attempts, queue_name, version);
+pub fn kill(c: &mut SpiClient<'_>, m: &Held, f: &Failure) {
+    let detail = queue::failure_detail(f, &ts::to_iso(ffi::now_micros()), m.attempts, &m.queue_name, &m.version);
     db::update(
         c,
         "UPDATE workflow.messages SET state = 'dead', attempts = $2, dead_at = now(), updated_at = now(), \
-         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = $1",
-        &[id.into(), attempts.into()],
+         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL WHERE id = $1",
+        &[m.id.into(), m.attempts.into()],
     );
-    db::update(c, "UPDATE workflow.message_bodies SET last_failure = $2 WHERE id = $1", &[id.into(), JsonB(detail).into()]);
+    db::update(c, "UPDATE workflow.message_bodies SET last_failure = $2 WHERE id = $1", &[m.id.into(), JsonB(detail).into()]);
+}
+
+/// Kills, not finalized, every message `SELECT … FROM <rows>` locks (`rows` names the messages
+/// table `m` and ends with its locking clause); returns how many.
+pub fn kill_all(c: &mut SpiClient<'_>, rows: &str, args: &[pgrx::datum::DatumWithOid<'_>], f: &Failure) -> usize {
+    let doomed: Vec<Held> = db::update(c, &format!("SELECT {HELD_COLS} FROM {rows}"), args).map(|r| held_from(&r)).collect();
+    for m in &doomed {
+        kill(c, m, f);
+    }
+    doomed.len()
 }
 
 /// What a finalized dead message does to its run or step (queue.md §9). Event writes go through
@@ -255,21 +258,18 @@ fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) -> bool {
     }
     let message = body_json.or_else(|| body_cbor.and_then(|b| cbor::to_json(&b).ok())).unwrap_or(Value::Null);
     tenancy::acting_for(m.app, || {
-        let mut run = run_facts(c, m.app, &m.run_id);
+        let mut run = runs::run_facts(c, m.app, &m.run_id).ok();
         if run.is_none() && m.kind == QueueKind::Workflow {
             if let Some(input @ Value::Object(_)) = message.get("runInput") {
                 // A run that never got created is created as a resilient start would, so it can fail.
                 let _ = create_event(&m.run_id, json!({"eventType": "run_started", "eventData": input}));
-                run = run_facts(c, m.app, &m.run_id);
+                run = runs::run_facts(c, m.app, &m.run_id).ok();
             }
         }
-        let Some((status_terminal, spec_version, workflow_name)) = run else {
+        let Some(run) = run.filter(|r| !r.is_terminal()) else {
             return false;
         };
-        if status_terminal {
-            return false;
-        }
-        let error = queue::delivery_error(spec_version, "QueueDeliveryError", &f.message, &f.code).to_wire(Mode::Envelope);
+        let error = queue::delivery_error(run.spec_version, "QueueDeliveryError", &f.message, &f.code).to_wire(Mode::Envelope);
         if let Some(step_id) = step_id {
             let step = db::select(
                 c,
@@ -285,7 +285,7 @@ fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) -> bool {
                     json!({"eventType": "step_failed", "correlationId": step_id, "eventData": {"error": error, "stepName": step_name}}),
                 );
             }
-            let queue_name = queue::workflow_queue(namespace.as_deref(), &workflow_name);
+            let queue_name = queue::workflow_queue(namespace.as_deref(), &run.workflow_name);
             q::enqueue_continuation(c, m.app, &queue_name, &m.run_id, &m.version, encoding == "cbor");
         } else {
             let _ = create_event(
@@ -295,18 +295,6 @@ fn finalize(c: &mut SpiClient<'_>, m: &Held, f: &Failure) -> bool {
         }
         true
     })
-}
-
-/// (terminal?, specVersion, workflowName) of a run of the app acted for.
-pub fn run_facts(c: &SpiClient<'_>, app: i32, run_id: &str) -> Option<(bool, i32, String)> {
-    db::select(
-        c,
-        "SELECT status IN ('completed', 'failed', 'cancelled', 'expired'), spec_version, workflow_name FROM workflow.runs \
-         WHERE application_id = $1 AND run_id = $2",
-        &[app.into(), run_id.into()],
-    )
-    .next()
-    .map(|r| (r.boolean(1).unwrap_or(true), r.int(2), r.text(3)))
 }
 
 /// An event pgworld writes on a run's behalf, in envelope payload mode. A rule refusing it (the

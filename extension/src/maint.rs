@@ -55,6 +55,8 @@ fn unroutable(c: &mut SpiClient<'_>) -> (usize, usize, usize) {
         &[BATCH.into()],
     )
     .len();
+    // Registration clears its version's marks itself; this catches a mark set by a pass that
+    // raced with a registration, so a served message is never timed out.
     let cleared = db::update(
         c,
         "WITH r AS (SELECT m.id FROM workflow.messages m \
@@ -76,12 +78,7 @@ fn unroutable(c: &mut SpiClient<'_>) -> (usize, usize, usize) {
     )
     .map(|r| dispatch::held_from(&r))
     .collect();
-    let failure = Failure {
-        code: "ROUTE_NOT_FOUND".into(),
-        message: format!("no handler registered for deployment version within {timeout} s"),
-        status_code: None,
-        url: None,
-    };
+    let failure = Failure::decided("ROUTE_NOT_FOUND", format!("no handler registered for deployment version within {timeout} s"));
     for m in &stale {
         dispatch::kill_finalized(c, m, &failure);
     }
@@ -89,20 +86,14 @@ fn unroutable(c: &mut SpiClient<'_>) -> (usize, usize, usize) {
 }
 
 fn kill_expired_versions(c: &mut SpiClient<'_>) -> usize {
-    let doomed: Vec<(i64, i32, String, String)> = db::update(
+    dispatch::kill_all(
         c,
-        "SELECT m.id, m.attempts, m.queue_name, m.deployment_version FROM workflow.messages m \
-         JOIN workflow.deployment_versions v ON v.application_id = m.application_id AND v.deployment_id = m.deployment_version \
+        "workflow.messages m JOIN workflow.deployment_versions v \
+           ON v.application_id = m.application_id AND v.deployment_id = m.deployment_version \
          WHERE v.status = 'expired' AND m.state IN ('pending', 'deferred', 'retrying') LIMIT $1 FOR UPDATE OF m SKIP LOCKED",
         &[BATCH.into()],
+        &dispatch::version_expired_failure(),
     )
-    .map(|r| (r.bigint(1), r.int(2), r.text(3), r.text(4)))
-    .collect();
-    let failure = dispatch::version_expired_failure();
-    for (id, attempts, queue_name, version) in &doomed {
-        dispatch::kill(c, *id, &failure, *attempts, queue_name, version);
-    }
-    doomed.len()
 }
 
 /// Fails running runs that nothing can move forward any more (lifecycle.md §3).

@@ -7,6 +7,7 @@ use crate::queue as q;
 use crate::{reads, tenancy};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
+use pgworld_core::model::RunStatus;
 use pgworld_core::payload::{stored_to_wire, Mode};
 use pgworld_core::queue::Failure;
 use pgworld_core::request::query_str;
@@ -14,16 +15,23 @@ use pgworld_core::template::{template_steps, TemplateStep};
 use pgworld_core::{queue, Code, WfError, WfResult};
 use serde_json::{json, Map, Value};
 
-struct RunFacts {
-    status: String,
-    workflow_name: String,
-    deployment_id: String,
-    spec_version: i32,
-    input: Option<Value>,
-    execution_context: Option<Value>,
+/// What the run actions (and a dead message's finalization) need to know about a run.
+pub struct RunFacts {
+    pub status: String,
+    pub workflow_name: String,
+    pub deployment_id: String,
+    pub spec_version: i32,
+    pub input: Option<Value>,
+    pub execution_context: Option<Value>,
 }
 
-fn run_facts(c: &SpiClient<'_>, app: i32, run_id: &str) -> WfResult<RunFacts> {
+impl RunFacts {
+    pub fn is_terminal(&self) -> bool {
+        RunStatus::parse(&self.status).is_none_or(RunStatus::is_terminal)
+    }
+}
+
+pub fn run_facts(c: &SpiClient<'_>, app: i32, run_id: &str) -> WfResult<RunFacts> {
     db::select(
         c,
         "SELECT status, workflow_name, deployment_id, spec_version, input, execution_context FROM workflow.runs \
@@ -63,19 +71,13 @@ pub fn cancel(run_id: &str, body: &Value) -> WfResult<Value> {
                     data.insert("cancelReason".into(), Value::String(r));
                 }
                 create_event(run_id, json!({"eventType": "run_cancelled", "eventData": data}))?;
-                let queued: Vec<(i64, i32, String, String)> = db::update(
+                dispatch::kill_all(
                     c,
-                    "SELECT id, attempts, queue_name, deployment_version FROM workflow.messages \
-                     WHERE application_id = $1 AND run_id = $2 AND state IN ('pending', 'deferred', 'retrying') FOR UPDATE",
+                    "workflow.messages m WHERE m.application_id = $1 AND m.run_id = $2 \
+                     AND m.state IN ('pending', 'deferred', 'retrying') FOR UPDATE",
                     &[app.into(), run_id.into()],
-                )
-                .map(|r| (r.bigint(1), r.int(2), r.text(3), r.text(4)))
-                .collect();
-                let failure =
-                    Failure { code: "RUN_CANCELLED".into(), message: "run was cancelled".into(), status_code: None, url: None };
-                for (id, attempts, queue_name, version) in &queued {
-                    dispatch::kill(c, *id, &failure, *attempts, queue_name, version);
-                }
+                    &Failure::decided("RUN_CANCELLED", "run was cancelled"),
+                );
             }
             "cancelled" => {}
             other => return Err(WfError::new(Code::RunTerminal, format!("Run {run_id} is in terminal state: {other}"))),

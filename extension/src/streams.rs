@@ -76,7 +76,7 @@ fn notify(c: &mut SpiClient<'_>, app: i32, name: &str) {
     }
 }
 
-/// (application_id, exists, chunk count, closed) of a stream of the current app.
+/// (exists, chunk count, closed) of a stream of the current app.
 fn state_of(c: &SpiClient<'_>, app: i32, name: &str) -> (bool, i64, bool) {
     db::select(
         c,

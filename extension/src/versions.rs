@@ -201,18 +201,13 @@ fn expire(c: &mut SpiClient<'_>, app: i32, version: &str) -> Value {
             waits += live.1;
         }
     }
-    let failure = dispatch::version_expired_failure();
-    let queued: Vec<(i64, i32, String)> = db::update(
+    let dead_lettered = dispatch::kill_all(
         c,
-        "SELECT id, attempts, queue_name FROM workflow.messages WHERE application_id = $1 AND deployment_version = $2 \
-         AND state IN ('pending', 'deferred', 'retrying') FOR UPDATE",
+        "workflow.messages m WHERE m.application_id = $1 AND m.deployment_version = $2 \
+         AND m.state IN ('pending', 'deferred', 'retrying') FOR UPDATE",
         &[app.into(), version.into()],
-    )
-    .map(|r| (r.bigint(1), r.int(2), r.text(3)))
-    .collect();
-    for (id, attempts, queue_name) in &queued {
-        dispatch::kill(c, *id, &failure, *attempts, queue_name, version);
-    }
+        &dispatch::version_expired_failure(),
+    );
     let handlers = db::update(
         c,
         "DELETE FROM workflow.handlers WHERE application_id = $1 AND deployment_version = $2 RETURNING 1",
@@ -221,7 +216,7 @@ fn expire(c: &mut SpiClient<'_>, app: i32, version: &str) -> Value {
     .len();
     json!({
         "cancelledRuns": cancelled,
-        "deadLetteredMessages": queued.len(),
+        "deadLetteredMessages": dead_lettered,
         "disposedHooks": hooks,
         "completedWaits": waits,
         "deregisteredHandlers": handlers,

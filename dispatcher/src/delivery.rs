@@ -125,7 +125,7 @@ impl Deliverer {
         let body = if wanted {
             match self.read_body(response).await {
                 Ok(b) => b,
-                Err(outcome) => return outcome.with_url(url),
+                Err(outcome) => return with_url(outcome, url),
             }
         } else {
             Vec::new()
@@ -155,19 +155,14 @@ impl Deliverer {
     }
 }
 
-trait WithUrl {
-    fn with_url(self, url: &str) -> Self;
-}
-
-impl WithUrl for Outcome {
-    fn with_url(self, url: &str) -> Self {
-        match self {
-            Outcome::Failed(mut f) => {
-                f.url = Some(queue::sanitize_url(url));
-                Outcome::Failed(f)
-            }
-            other => other,
+/// A failure found while reading the body names the handler it came from.
+fn with_url(outcome: Outcome, url: &str) -> Outcome {
+    match outcome {
+        Outcome::Failed(mut f) => {
+            f.url = Some(queue::sanitize_url(url));
+            Outcome::Failed(f)
         }
+        other => other,
     }
 }
 

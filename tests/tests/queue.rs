@@ -3,6 +3,7 @@
 //! rewriting stored due times, never by sleeping through a schedule.
 
 use anyhow::{anyhow, ensure, Result};
+use base64::{engine::general_purpose::STANDARD, Engine};
 use pgworld_it::{call, create_run, enqueue, event_create, msg_num, register, TestDb, WfErr};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -10,8 +11,7 @@ use tokio_postgres::Client;
 /// A lease id as the claim returns it (a uuid, read as text).
 type Lease = String;
 
-#[allow(non_snake_case)]
-fn ENDPOINTS() -> Value {
+fn endpoints() -> Value {
     json!({"workflow": "http://pod-1:3000/flow", "step": "http://pod-1:3000/step", "webhook": "http://pod-1:3000/hook"})
 }
 
@@ -175,7 +175,7 @@ async fn the_rate_quota_counts_accepted_enqueues_per_minute() -> Result<()> {
 async fn concurrent_claims_skip_locked_rows_and_route_by_version() -> Result<()> {
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
-    register(&c, "pod-1", "v1", ENDPOINTS()).await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
     for i in 0..40 {
         let version = if i % 4 == 0 { "v2" } else { "v1" };
         enqueue(&c, json!({"queueName": "__wkf_workflow_w", "message": {"i": i}, "deploymentId": version}))
@@ -201,7 +201,7 @@ async fn concurrent_claims_skip_locked_rows_and_route_by_version() -> Result<()>
         .await?
         .get(0);
     ensure!(v2_waiting == 10, "v2 messages wait for a v2 handler instead of being dropped");
-    register(&c, "pod-2", "v2", ENDPOINTS()).await?;
+    register(&c, "pod-2", "v2", endpoints()).await?;
     ensure!(claim(&a, 100, 60.0).await?.len() == 10, "a v2 handler makes them claimable");
     Ok(())
 }
@@ -211,7 +211,7 @@ async fn failures_follow_the_retry_schedule_and_the_tenth_kills_and_fails_the_ru
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
     started_run(&c, "wrun_doomed").await?;
-    register(&c, "pod-1", "v1", ENDPOINTS()).await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
     let out =
         enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_doomed"}, "deploymentId": "v1"})).await?;
     let id = msg_num(out.map_err(|e| anyhow!("{e:?}"))?["messageId"].as_str().unwrap_or_default());
@@ -240,7 +240,7 @@ async fn failures_follow_the_retry_schedule_and_the_tenth_kills_and_fails_the_ru
         .map_err(|e| anyhow!("{e:?}"))?;
     ensure!(run["status"] == "failed" && run["errorCode"] == "MAX_DELIVERIES_EXCEEDED", "{run}");
     let data = run["error"]["data"].as_str().unwrap_or_default().to_owned();
-    let devl = String::from_utf8(base64_decode(&data)).unwrap_or_default();
+    let devl = String::from_utf8(STANDARD.decode(&data)?).unwrap_or_default();
     ensure!(devl.starts_with("devl[") && devl.contains("QueueDeliveryError") && devl.contains("HTTP_500"), "{devl}");
     let events = call(&c, "SELECT workflow.events_list('wrun_doomed', '{}')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
     let last = events["data"].as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
@@ -259,22 +259,6 @@ async fn failures_follow_the_retry_schedule_and_the_tenth_kills_and_fails_the_ru
     Ok(())
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for ch in s.bytes().filter(|b| *b != b'=') {
-        let Some(v) = ALPHABET.iter().position(|a| *a == ch) else { continue };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_dead_step_message_fails_its_step_and_continues_the_run() -> Result<()> {
     let db = TestDb::new().await?;
@@ -288,7 +272,7 @@ async fn a_dead_step_message_fails_its_step_and_continues_the_run() -> Result<()
     )
     .await?
     .map_err(|e| anyhow!("{e:?}"))?;
-    register(&c, "pod-1", "v1", ENDPOINTS()).await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
     enqueue(&c, json!({"queueName": "__acme_wkf_workflow_wf", "message": {"runId": "wrun_step", "stepId": "step_1"}, "deploymentId": "v1"}))
         .await?
         .map_err(|e| anyhow!("{e:?}"))?;
@@ -314,7 +298,7 @@ async fn a_dead_step_message_fails_its_step_and_continues_the_run() -> Result<()
 async fn webhook_dead_letters_can_be_retried_and_reschedules_keep_the_id() -> Result<()> {
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
-    register(&c, "pod-1", "v1", ENDPOINTS()).await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
     let out = enqueue(&c, json!({"queueName": "emails", "message": {"to": "a@b"}, "deploymentId": "v1"})).await?;
     let id = msg_num(out.map_err(|e| anyhow!("{e:?}"))?["messageId"].as_str().unwrap_or_default());
     let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
@@ -354,7 +338,7 @@ async fn webhook_dead_letters_can_be_retried_and_reschedules_keep_the_id() -> Re
 async fn expired_leases_count_as_failures_and_renewals_keep_them() -> Result<()> {
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
-    register(&c, "pod-1", "v1", ENDPOINTS()).await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
     for i in 0..2 {
         enqueue(&c, json!({"queueName": "q", "message": i, "deploymentId": "v1"})).await?.map_err(|e| anyhow!("{e:?}"))?;
     }
@@ -402,7 +386,7 @@ async fn draining_counts_follow_live_work_and_force_expire_clears_it() -> Result
     )
     .await?
     .map_err(|e| anyhow!("{e:?}"))?;
-    register(&c, "pod-1", "v1", ENDPOINTS()).await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
     enqueue(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_a"}, "deploymentId": "v1"}))
         .await?
         .map_err(|e| anyhow!("{e:?}"))?;
@@ -452,7 +436,7 @@ async fn draining_counts_follow_live_work_and_force_expire_clears_it() -> Result
 
     let e = enqueue(&c, json!({"queueName": "q", "message": 1, "deploymentId": "v1"})).await?.err();
     ensure!(e.as_ref().is_some_and(|e| e.sqlstate == "WF410"), "{e:?}");
-    let body = json!({"podId": "pod-9", "deploymentVersion": "v1", "endpoints": ENDPOINTS()});
+    let body = json!({"podId": "pod-9", "deploymentVersion": "v1", "endpoints": endpoints()});
     let e = call(&c, "SELECT workflow.handler_register($1)", &[&body]).await?.err();
     ensure!(e.as_ref().is_some_and(|e| e.sqlstate == "WF410"), "{e:?}");
     let e = call(
@@ -486,19 +470,19 @@ async fn draining_counts_follow_live_work_and_force_expire_clears_it() -> Result
 async fn service_scoped_registrations_replace_pods_of_their_version() -> Result<()> {
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
-    register(&c, "pod-1", "v1", ENDPOINTS()).await?;
-    register(&c, "pod-2", "v1", ENDPOINTS()).await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
+    register(&c, "pod-2", "v1", endpoints()).await?;
     let svc = json!({"podId": "svc", "deploymentVersion": "v1", "serviceScoped": true,
                      "endpoints": {"workflow": "http://svc/flow", "step": "http://svc/step", "webhook": "http://svc/hook"}});
     call(&c, "SELECT workflow.handler_register($1)", &[&svc]).await?.map_err(|e| anyhow!("{e:?}"))?;
     let su = db.superuser().await?;
     ensure!(pods(&su).await? == ["svc"], "the service registration represents the version");
-    let late = json!({"machineId": "pod-3", "deploymentVersion": "v1", "endpoints": ENDPOINTS()});
+    let late = json!({"machineId": "pod-3", "deploymentVersion": "v1", "endpoints": endpoints()});
     let r = call(&c, "SELECT workflow.handler_register($1)", &[&late]).await?.map_err(|e| anyhow!("{e:?}"))?;
     ensure!(r == json!({"registered": true}) && pods(&su).await? == ["svc"], "a pod registration is ignored but answered 201");
     for (bad, want) in [
         (
-            json!({"deploymentVersion": "v1", "endpoints": ENDPOINTS()}),
+            json!({"deploymentVersion": "v1", "endpoints": endpoints()}),
             "podId (or machineId), deploymentVersion, and endpoints are required",
         ),
         (

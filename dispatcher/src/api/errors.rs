@@ -4,20 +4,20 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    /// The symbolic code: the database's HINT for WF errors, the façade's own otherwise.
+    pub code: Cow<'static, str>,
     pub message: String,
     pub meta: Option<Box<Value>>,
-    /// The WF symbol from the database, when the error came from there.
-    pub db_code: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), meta: None, db_code: None }
+        ApiError { status, code: Cow::Borrowed(code), message: message.into(), meta: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -69,10 +69,9 @@ impl ApiError {
             let meta = db.detail().and_then(|d| serde_json::from_str::<Value>(d).ok()).filter(Value::is_object).map(Box::new);
             return ApiError {
                 status,
-                code: "WF",
+                code: Cow::Owned(db.hint().unwrap_or_default().to_owned()),
                 message: db.message().to_owned(),
                 meta,
-                db_code: Some(db.hint().unwrap_or_default().to_owned()),
             };
         }
         match &state[..2] {
@@ -95,9 +94,8 @@ impl ApiError {
     }
 
     pub fn body(&self) -> Value {
-        let code = self.db_code.clone().unwrap_or_else(|| self.code.to_owned());
         let error = if self.status.as_u16() >= 500 { "Internal Server Error".to_owned() } else { self.message.clone() };
-        let mut body = json!({"statusCode": self.status.as_u16(), "error": error, "message": self.message, "code": code});
+        let mut body = json!({"statusCode": self.status.as_u16(), "error": error, "message": self.message, "code": self.code});
         if let Some(meta) = &self.meta {
             body["meta"] = (**meta).clone();
         }

@@ -85,11 +85,11 @@ pub struct Parsed {
     pub content_type: Option<String>,
 }
 
-async fn parse(route: &Route, req: Request) -> Result<Parsed, ApiError> {
-    let (mut parts, body) = req.into_parts();
+/// Everything but the body, which is read only once the caller is authorized.
+async fn parse_head(parts: &mut axum::http::request::Parts) -> Result<(HashMap<String, String>, Map<String, Value>), ApiError> {
     use axum::extract::FromRequestParts;
     // axum percent-decodes path parameters once (http-api.md §1.1).
-    let params: HashMap<String, String> = match axum::extract::RawPathParams::from_request_parts(&mut parts, &()).await {
+    let params: HashMap<String, String> = match axum::extract::RawPathParams::from_request_parts(parts, &()).await {
         Ok(raw) => raw.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         Err(_) => return Err(ApiError::bad_request("path parameters are not valid UTF-8")),
     };
@@ -101,6 +101,16 @@ async fn parse(route: &Route, req: Request) -> Result<Parsed, ApiError> {
     if parts.headers.get("x-pgworld-payload").and_then(|v| v.to_str().ok()) == Some("envelope") {
         query.insert("$payload".into(), Value::String("envelope".into()));
     }
+    Ok((params, query))
+}
+
+async fn read_body(
+    route: &Route,
+    parts: axum::http::request::Parts,
+    params: HashMap<String, String>,
+    query: Map<String, Value>,
+    body: Body,
+) -> Result<Parsed, ApiError> {
     let body = axum::body::to_bytes(body, route.limit).await.map_err(|_| ApiError::too_large())?;
     let content_type = parts
         .headers
@@ -108,31 +118,6 @@ async fn parse(route: &Route, req: Request) -> Result<Parsed, ApiError> {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
     Ok(Parsed { params, query, headers: parts.headers, body, content_type })
-}
-
-/// Decodes %XX escapes once; None when the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match escaped {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 impl Parsed {
@@ -154,9 +139,10 @@ impl Parsed {
 }
 
 async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<Response, ApiError> {
-    let url_app = req_app(&req);
-    let caller = state.auth.authorize(route, url_app.as_deref(), req.headers(), &state.pool).await?;
-    let parsed = parse(route, req).await?;
+    let (mut parts, body) = req.into_parts();
+    let (params, query) = parse_head(&mut parts).await?;
+    let caller = state.auth.authorize(route, params.get("appId").map(String::as_str), &parts.headers, &state.pool).await?;
+    let parsed = read_body(route, parts, params, query, body).await?;
     match route.call {
         Call::Function { function, query, body } => {
             let mut args: Vec<Arg> = route.path_params().iter().map(|p| Arg::Text(parsed.param(p))).collect();
@@ -201,15 +187,6 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
         }
         Call::StreamPut => streams::put(state, &caller, &parsed).await,
         Call::StreamRead => streams::read(state, caller, &parsed).await,
-    }
-}
-
-/// The `:appId` segment of an app-scoped path, before routing extracts it.
-fn req_app(req: &Request) -> Option<String> {
-    let mut segs = req.uri().path().trim_start_matches('/').split('/');
-    match (segs.next(), segs.next(), segs.next(), segs.next()) {
-        (Some("api"), Some("v1"), Some("apps"), Some(app)) if !app.is_empty() => percent_decode(app),
-        _ => None,
     }
 }
 
@@ -278,18 +255,13 @@ pub async fn call_rows(state: &AppState, caller: &Caller, sql: &str, args: &[Arg
         match client.query(&stmt, &params).await {
             Ok(rows) => return Ok(rows),
             Err(e) if ApiError::retryable(&e) && attempt < 3 => {
-                tokio::time::sleep(Duration::from_millis(10 + rand_jitter(40))).await;
+                tokio::time::sleep(Duration::from_millis(rand::random_range(10..=50))).await;
             }
             Err(e) if ApiError::retryable(&e) => return Err(ApiError::busy()),
             Err(e) => return Err(ApiError::from_db(&e)),
         }
     }
     Err(ApiError::busy())
-}
-
-fn rand_jitter(max: u64) -> u64 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    u64::from(nanos) % max.max(1)
 }
 
 /// Calls `workflow.<function>` and returns its jsonb result as JSON text.

@@ -17,6 +17,15 @@ fn spawn(db: &TestDb, name: &str, env: &[(&str, &str)]) -> Result<DispatcherProc
     DispatcherProc::spawn(BIN, &db.dispatcher_url(), name, env)
 }
 
+/// A fresh database with one pod (`pod`, version v1) served by a fresh receiver.
+async fn one_pod() -> Result<(TestDb, Client, Receiver)> {
+    let db = TestDb::new().await?;
+    let c = db.session("default").await?;
+    let r = Receiver::start().await?;
+    register(&c, "pod", "v1", r.endpoints("p")).await?;
+    Ok((db, c, r))
+}
+
 async fn enqueue_ok(c: &Client, envelope: Value) -> Result<i64> {
     let out = enqueue(c, envelope).await?.map_err(|e| anyhow!("enqueue failed: {e:?}"))?;
     Ok(msg_num(out["messageId"].as_str().unwrap_or_default()))
@@ -78,10 +87,7 @@ async fn v1_messages_reach_only_v1_pods_after_v2_registers() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cbor_bodies_are_spliced_unchanged_and_headers_forwarded() -> Result<()> {
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
+    let (db, c, r) = one_pod().await?;
     let _d = spawn(&db, "cbor", &[])?;
     // message = {"runId": "wrun_x", "bytes": tag 64 h'0001', "n": 2^40}
     let message: Vec<u8> = [
@@ -122,10 +128,7 @@ async fn cbor_bodies_are_spliced_unchanged_and_headers_forwarded() -> Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deferred_messages_wait_for_their_time() -> Result<()> {
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
+    let (db, c, r) = one_pod().await?;
     let _d = spawn(&db, "deferred", &[])?;
     let sent = Instant::now();
     enqueue_ok(&c, json!({"queueName": "q", "message": "later", "deploymentId": "v1", "delaySeconds": 1.5})).await?;
@@ -139,11 +142,8 @@ async fn deferred_messages_wait_for_their_time() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retry_schedule_ends_in_a_dead_letter_that_can_be_retried() -> Result<()> {
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
+    let (db, c, r) = one_pod().await?;
     r.script(|_| Reply::status(503));
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
     let _d = spawn(&db, "retries", &[])?;
     let id = enqueue_ok(&c, json!({"queueName": "emails", "message": {"to": "x"}, "deploymentId": "v1"})).await?;
     let su = db.superuser().await?;
@@ -191,11 +191,8 @@ async fn the_retry_schedule_ends_in_a_dead_letter_that_can_be_retried() -> Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_seconds_and_425_reschedule_the_same_message() -> Result<()> {
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
+    let (db, c, r) = one_pod().await?;
     r.script(|_| Reply::json(200, json!({"timeoutSeconds": 30})));
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
     let _d = spawn(&db, "reschedule", &[])?;
     let id =
         enqueue_ok(&c, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_s"}, "deploymentId": "v1"})).await?;
@@ -240,10 +237,7 @@ async fn timeout_seconds_and_425_reschedule_the_same_message() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_dispatchers_deliver_every_message_once() -> Result<()> {
     const N: usize = 1500;
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
+    let (db, c, r) = one_pod().await?;
     let _a = spawn(&db, "pair-a", &[])?;
     let _b = spawn(&db, "pair-b", &[])?;
     c.batch_execute("BEGIN").await?;
@@ -271,12 +265,9 @@ async fn two_dispatchers_deliver_every_message_once() -> Result<()> {
 async fn kill_9_mid_delivery_loses_nothing() -> Result<()> {
     const ROUNDS: usize = 8;
     const PER_ROUND: usize = 10;
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
+    let (db, c, r) = one_pod().await?;
     // First deliveries hang (the dispatcher dies while they are open); redeliveries succeed.
     r.script(|d| if d.attempt() == 0 { Reply::ok().after(Duration::from_secs(30)) } else { Reply::ok() });
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
     let su = db.superuser().await?;
     let mut expected = BTreeSet::new();
     let env = [("PGWORLD_LEASE_SECONDS", "1")];
@@ -316,11 +307,8 @@ async fn a_long_step_keeps_its_lease_and_is_delivered_once() -> Result<()> {
     // must not see the message twice.
     let hold: u64 = std::env::var("PGWORLD_IT_LONG_STEP_S").ok().and_then(|v| v.parse().ok()).unwrap_or(180);
     let lease = (hold / 3).clamp(1, 60).to_string();
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
+    let (db, c, r) = one_pod().await?;
     r.script(move |_| Reply::ok().after(Duration::from_secs(hold)));
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
     let _d = spawn(&db, "long-step", &[("PGWORLD_LEASE_SECONDS", &lease)])?;
     let id =
         enqueue_ok(&c, json!({"queueName": "__wkf_step_s", "message": {"runId": "wrun_long"}, "deploymentId": "v1"})).await?;
@@ -333,11 +321,8 @@ async fn a_long_step_keeps_its_lease_and_is_delivered_once() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_open_deliveries_before_exiting() -> Result<()> {
-    let db = TestDb::new().await?;
-    let c = db.session("default").await?;
-    let r = Receiver::start().await?;
+    let (db, c, r) = one_pod().await?;
     r.script(|_| Reply::ok().after(Duration::from_millis(1500)));
-    register(&c, "pod", "v1", r.endpoints("p")).await?;
     let mut d = spawn(&db, "sigterm", &[])?;
     for i in 0..5 {
         enqueue_ok(&c, json!({"queueName": "q", "message": i, "deploymentId": "v1"})).await?;

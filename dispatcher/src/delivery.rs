@@ -58,10 +58,15 @@ impl Claimed {
         let attempt = u64::try_from(self.attempts).unwrap_or_default();
         match &self.body {
             ClaimedBody::Json(message) => {
-                let body = json!({
+                let mut body = json!({
                     "message": message,
                     "meta": {"queueName": self.queue_name, "messageId": self.message_id(), "attempt": attempt},
                 });
+                // pgworld addition: the run a JSON delivery is for, at the top level, so proxies,
+                // access logs and test harnesses see it without knowing the message schema.
+                if let Some(run) = message.get("runId").or_else(|| message.get("workflowRunId")).filter(|v| v.is_string()) {
+                    body["runId"] = run.clone();
+                }
                 (body.to_string().into_bytes(), "application/json")
             }
             ClaimedBody::Cbor(message) => {

@@ -71,6 +71,7 @@ async fn v1_messages_reach_only_v1_pods_after_v2_registers() -> Result<()> {
         body["meta"]["messageId"].as_str().is_some_and(|s| s.starts_with("msg_")) && body["message"]["runId"].is_string(),
         "{body}"
     );
+    ensure!(body["runId"] == body["message"]["runId"], "a JSON delivery names its run at the top level: {body}");
 
     // A version with no pods: its message waits, it is not dropped, and goes out once one registers.
     let v3 = Receiver::start().await?;

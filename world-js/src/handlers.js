@@ -1,0 +1,79 @@
+// @ts-check
+// Handler registration (world-adapter.md §6): tells pgworld where this pod serves the
+// deployment version it runs, so the dispatcher routes that version's messages here.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { toWdkError } from './errors.js';
+
+const REGISTER_TRIES = 5;
+
+/**
+ * The port of a TCP server this process listens on, when there is exactly one candidate.
+ * @returns {number | undefined}
+ */
+function listeningPort() {
+  const handles = /** @type {any} */ (process)._getActiveHandles?.() ?? [];
+  for (const h of handles) {
+    if (h && typeof h.address === 'function' && typeof h.listen === 'function' && h.listening) {
+      const addr = h.address();
+      if (addr && typeof addr === 'object' && addr.port) return addr.port;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Resolved at start(), not at construction: frameworks (and the WDK test server) set PORT
+ * only once they listen.
+ * @param {import('./config.js').PgWorldConfig} config
+ */
+export function handlerBaseUrl(config, env = process.env) {
+  if (config.handlerBaseUrl) return config.handlerBaseUrl;
+  const fromEnv = env.PGWORLD_HANDLER_BASE_URL || env.WORKFLOW_LOCAL_BASE_URL || (env.PORT ? `http://localhost:${env.PORT}` : '');
+  if (fromEnv) return fromEnv.replace(/\/+$/, '');
+  const port = listeningPort();
+  return port ? `http://localhost:${port}` : undefined;
+}
+
+/**
+ * @param {import('./transport.js').Transport} transport
+ * @param {import('./config.js').PgWorldConfig} config
+ * @param {number} specVersion
+ * @param {() => string} deploymentVersion
+ * @returns {Promise<{podId: string} | undefined>}
+ */
+export async function registerHandlers(transport, config, specVersion, deploymentVersion) {
+  if (config.managed && !config.registerHandlers) return undefined;
+  const base = handlerBaseUrl(config);
+  if (!base) {
+    console.warn('[@pgworld/world] no handler base URL (set PGWORLD_HANDLER_BASE_URL or PORT); handlers not registered');
+    return undefined;
+  }
+  const stepPath = config.stepPath ?? (specVersion >= 4 ? 'flow' : 'step');
+  const body = {
+    podId: config.podId,
+    deploymentVersion: deploymentVersion(),
+    endpoints: {
+      workflow: `${base}/.well-known/workflow/v1/flow`,
+      step: `${base}/.well-known/workflow/v1/${stepPath.replace(/^\/+/, '')}`,
+      webhook: `${base}/.well-known/workflow/v1/webhook`,
+    },
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await transport.call('handler_register', { body });
+      return { podId: config.podId };
+    } catch (err) {
+      if (attempt >= REGISTER_TRIES) throw toWdkError(err);
+      await sleep(Math.min(500 * 2 ** (attempt - 1), 8_000));
+    }
+  }
+}
+
+/**
+ * Best effort, bounded: a pod shutting down must not hang on it.
+ * @param {import('./transport.js').Transport} transport
+ * @param {string} podId
+ */
+export async function deregisterHandlers(transport, podId) {
+  await Promise.race([transport.call('handler_deregister', { params: [podId] }).catch(() => undefined), sleep(2_000)]);
+}

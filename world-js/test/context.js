@@ -12,7 +12,7 @@ import { beforeEach, inject } from 'vitest';
  * @returns {Harness}
  */
 export function useTransport(transport) {
-  const h = /** @type {Harness} */ (/** @type {unknown} */ (inject(/** @type {never} */ ('pgworld'))));
+  const h = inject('pgworld');
   delete process.env.PGWORLD_DATABASE_URL;
   delete process.env.PLT_WORLD_SERVICE_URL;
   delete process.env.PGWORLD_SERVICE_URL;

@@ -71,17 +71,22 @@ psql_at() {
   "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -d "$db" "$@"
 }
 
-# js_deps DIR: installs DIR's npm packages at their locked versions, only when the lock file changed
-# since the last install (the stamp holds its hash). Install scripts stay off: nothing pgworld
-# runs needs them (cbor-x and esbuild work from their prebuilt or pure-JS parts).
+# js_deps DIR [PATH...]: installs DIR's npm packages at their locked versions, only when the
+# lock file (or a file under the extra PATHs: a local package DIR installs by copy) changed
+# since the last install. Install scripts stay off: nothing pgworld runs needs them (cbor-x and
+# esbuild work from their prebuilt or pure-JS parts).
 js_deps() {
   local dir=$1 stamp="$1/node_modules/.pgworld-lock-hash" want
-  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  shift
+  want=$( (cat "$dir/package-lock.json" && find "$@" -type f -not -path '*/node_modules/*' -print0 2>/dev/null |
+    sort -z | xargs -0 -r cat) | sha256sum | cut -d' ' -f1)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     ok "npm packages of ${dir#"$REPO_ROOT"/} up to date"
     return
   fi
   step "npm install (locked versions) in ${dir#"$REPO_ROOT"/}"
+  # Copied local packages are refreshed by removing them first.
+  rm -rf "$dir/node_modules/@pgworld"
   # Not `npm ci`: npm 11 leaves other platforms' optional packages out of the lock file and
   # then refuses it. `install --no-save` takes the locked versions and never rewrites the lock.
   (cd "$dir" && npm install --ignore-scripts --no-audit --no-fund --no-save --loglevel=error)

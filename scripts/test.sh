@@ -32,12 +32,12 @@ logged() {
   "$@" >"$LOGS/$name.log" 2>&1
   local status=$?
   set -e
-  grep -E "^test result|^(not )?ok [0-9]|FAILED|panicked|^error|^ +Test Files |^ +Tests " "$LOGS/$name.log" | grep -v "^test result: ok. 0 passed" || true
+  grep -E "^test result|^(not )?ok [0-9]|FAILED|panicked|^error|^ +Test Files |^ +Tests |^ℹ (pass|fail) |^ +ℹ " "$LOGS/$name.log" | grep -v "^test result: ok. 0 passed" || true
   if ((status != 0)); then
     tail -n 60 "$LOGS/$name.log" >&2
     die "$name failed (exit $status; full log: $LOGS/$name.log)"
   fi
-  grep -qE "^test result: ok\. [1-9]|^# All [1-9][0-9]* tests passed|^ok [0-9]|^ +Tests +[1-9][0-9]* passed" "$LOGS/$name.log" ||
+  grep -qE "^test result: ok\. [1-9]|^# All [1-9][0-9]* tests passed|^ok [0-9]|^ +Tests +[1-9][0-9]* passed|^ℹ pass [1-9]" "$LOGS/$name.log" ||
     die "$name ran no test"
 }
 declare -a SUMMARY=()
@@ -113,8 +113,17 @@ wdk() {
   use_node24
   cargo build -q -p pgworld-dispatcher
   (cd "$REPO_ROOT/world-js" && npx tsc -p .) || die "wdk: type check failed"
-  logged wdk env -C "$REPO_ROOT/world-js" NO_COLOR=1 PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/debug/pgworld-dispatcher" \
-    npx vitest run --reporter=verbose
+  export PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/debug/pgworld-dispatcher"
+  logged wdk env -C "$REPO_ROOT/world-js" NO_COLOR=1 npx vitest run --reporter=verbose
+
+  step "wdk: a WDK 4.8 app end to end (built with workflow build)"
+  local app="$REPO_ROOT/tests/e2e-app"
+  js_deps "$app" "$REPO_ROOT/world-js/src" "$REPO_ROOT/world-js/package.json"
+  for version in v1 v2; do
+    (cd "$app/$version" && npx workflow build >"$LOGS/e2e-build-$version.log" 2>&1) ||
+      die "workflow build of $version failed (log: $LOGS/e2e-build-$version.log)"
+  done
+  logged e2e env -C "$app" node --test --test-reporter=spec --test-concurrency=1 e2e.test.mjs
   tier_done wdk
 }
 

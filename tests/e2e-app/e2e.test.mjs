@@ -1,0 +1,236 @@
+// A Workflow DevKit 4.8 app on pgworld, end to end: real PostgreSQL 17 with the extension, the
+// real dispatcher, app pods built by `workflow build` and served by plain Node HTTP. Nothing is
+// mocked; processes are killed with SIGKILL where the test says so.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { call, createDatabase, startApp, startDispatcher, waitFor } from './lib/harness.mjs';
+
+const RESULT_TIMEOUT = 60_000;
+
+/** The run's outcome once it settles (the app route waits for it). */
+async function result(app, runId) {
+  return await call('GET', `${app.url}/runs/${runId}/result`);
+}
+
+async function events(app, runId) {
+  return (await call('GET', `${app.url}/runs/${runId}/events`)).data;
+}
+
+async function run(app, file, workflow, args) {
+  return (await call('POST', `${app.url}/start/${file}/${workflow}`, args)).runId;
+}
+
+for (const transport of ['http', 'sql']) {
+  describe(`a WDK 4.8 app over ${transport === 'http' ? 'the façade' : 'direct SQL'}`, { timeout: 300_000 }, () => {
+    let db;
+    let dispatcher;
+    let app;
+    before(async () => {
+      db = await createDatabase(`pgworld_e2e_${transport}_${process.pid}`);
+      dispatcher = await startDispatcher(db);
+      app = await startApp('v1', { db, dispatcher, transport });
+    });
+    after(async () => {
+      await app?.stop();
+      await dispatcher?.stop();
+      await db?.drop();
+    });
+
+    test('sequential and parallel steps', async () => {
+      const id = await run(app, 'features', 'arithmetic', [4]);
+      assert.deepEqual(await result(app, id), { status: 'completed', value: { a: 5, b: 10, c: 15 } });
+    });
+
+    test('sleep is a deferred delivery', async () => {
+      const id = await run(app, 'features', 'napper', [2]);
+      const { value } = await result(app, id);
+      assert.ok(value >= 2000 && value < 10_000, `slept ${value} ms`);
+      const kinds = (await events(app, id)).map((e) => e.eventType);
+      assert.ok(kinds.includes('wait_created') && kinds.includes('wait_completed'), kinds.join());
+    });
+
+    test('a step that fails twice, then succeeds', async () => {
+      const id = await run(app, 'features', 'retrier', []);
+      assert.deepEqual(await result(app, id), { status: 'completed', value: 3 });
+      const kinds = (await events(app, id)).map((e) => e.eventType);
+      assert.equal(kinds.filter((k) => k === 'step_retrying').length, 2, kinds.join());
+    });
+
+    test('a fatal error fails the run without retrying', async () => {
+      const id = await run(app, 'features', 'fatality', []);
+      const outcome = await result(app, id);
+      assert.equal(outcome.status, 'failed');
+      assert.match(outcome.error, /cannot succeed/);
+      const kinds = (await events(app, id)).map((e) => e.eventType);
+      assert.equal(kinds.filter((k) => k === 'step_started').length, 1, kinds.join());
+      assert.ok(kinds.includes('run_failed'), kinds.join());
+    });
+
+    test('a hook resumed by the test', async () => {
+      const token = `approval-${transport}-${process.pid}`;
+      const id = await run(app, 'features', 'approval', [token]);
+      await waitFor('the hook', async () => (await call('GET', `${app.url}/runs/${id}/hooks`)).data.length === 1);
+      await call('POST', `${app.url}/hooks/${token}`, { approved: true, by: 'e2e' });
+      assert.deepEqual(await result(app, id), { status: 'completed', value: { approved: true, by: 'e2e' } });
+    });
+
+    test('a webhook', async () => {
+      const id = await run(app, 'features', 'inbox', []);
+      const hook = await waitFor('the webhook', async () => (await call('GET', `${app.url}/runs/${id}/hooks`)).data[0]);
+      const res = await fetch(`${app.url}/.well-known/workflow/v1/webhook/${encodeURIComponent(hook.token)}`, {
+        method: 'POST',
+        body: 'hello from outside',
+      });
+      assert.ok(res.status < 300, `webhook answered ${res.status}`);
+      assert.deepEqual(await result(app, id), { status: 'completed', value: { method: 'POST', body: 'hello from outside' } });
+    });
+
+    test('an output stream read live', async () => {
+      const id = await run(app, 'features', 'ticker', [5, 300]);
+      const res = await fetch(`${app.url}/runs/${id}/readable`);
+      const arrivals = [];
+      let buffered = '';
+      for await (const chunk of res.body) {
+        buffered += Buffer.from(chunk).toString('utf8');
+        let nl;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          arrivals.push({ value: JSON.parse(buffered.slice(0, nl)), at: Date.now() });
+          buffered = buffered.slice(nl + 1);
+        }
+      }
+      assert.deepEqual(
+        arrivals.map((a) => a.value),
+        ['tick 1', 'tick 2', 'tick 3', 'tick 4', 'tick 5'],
+      );
+      // Live, not read back at the end: the ticks arrive as far apart as they were written.
+      assert.ok(arrivals[4].at - arrivals[0].at >= 900, `ticks spread over ${arrivals[4].at - arrivals[0].at} ms`);
+      assert.deepEqual(await result(app, id), { status: 'completed', value: 5 });
+    });
+
+    test('cancellation', async () => {
+      const id = await run(app, 'features', 'napper', [3600]);
+      await waitFor('the hour-long sleep', async () => (await events(app, id)).some((e) => e.eventType === 'wait_created'));
+      assert.deepEqual(await call('POST', `${app.url}/runs/${id}/cancel`), { status: 'cancelled' });
+      assert.equal((await result(app, id)).status, 'cancelled');
+    });
+  });
+}
+
+describe('a run survives kill -9 of the app and of the dispatcher', { timeout: 300_000 }, () => {
+  let db;
+  let dispatcher;
+  let app;
+  before(async () => {
+    db = await createDatabase(`pgworld_e2e_kill_${process.pid}`);
+    dispatcher = await startDispatcher(db);
+    app = await startApp('v1', { db, dispatcher });
+  });
+  after(async () => {
+    await app?.stop();
+    await dispatcher?.stop();
+    await db?.drop();
+  });
+
+  test('survivor', async (t) => {
+    const id = await run(app, 'features', 'survivor', [2500]);
+    const has = async (type, n = 1) => (await events(app, id)).filter((e) => e.eventType === type).length >= n;
+
+    await waitFor('the first step to start', () => has('step_started'));
+    await app.kill9();
+    t.diagnostic('app pod killed -9 in the middle of the first step');
+    await app.start();
+    t.diagnostic('app pod back on the same port; the failed delivery is retried there');
+
+    await waitFor('the second step to start', () => has('step_started', 2), { timeoutMs: RESULT_TIMEOUT });
+    await dispatcher.kill9();
+    t.diagnostic('dispatcher killed -9 while the second step ran (its lease is left behind)');
+    await dispatcher.start();
+    t.diagnostic('dispatcher back; the lease expires and the message is delivered again');
+
+    assert.deepEqual(await result(app, id), { status: 'completed', value: ['first', 'second'] });
+  });
+});
+
+describe('versions: v1 runs finish on v1 pods while v2 is deployed, then v1 drains', { timeout: 300_000 }, () => {
+  let db;
+  let dispatcher;
+  let v1;
+  let v2;
+  before(async () => {
+    db = await createDatabase(`pgworld_e2e_versions_${process.pid}`);
+    dispatcher = await startDispatcher(db);
+  });
+  after(async () => {
+    await v1?.stop();
+    await v2?.stop();
+    await dispatcher?.stop();
+    await db?.drop();
+  });
+
+  test('the version story', async (t) => {
+    const say = (line) => t.diagnostic(line);
+    const status = (version) => call('GET', `${dispatcher.url}/api/v1/apps/default/versions/${version}/status`);
+    const counts = (s) =>
+      `active runs ${s.activeRuns}, pending hooks ${s.pendingHooks}, pending waits ${s.pendingWaits}, queued messages ${s.queuedMessages}`;
+
+    v1 = await startApp('v1', { db, dispatcher });
+    say(`v1 deployed: one pod at ${v1.url} (pipeline = stepA, approval hook, stepB)`);
+    const oldRuns = [];
+    for (const i of [1, 2, 3]) oldRuns.push(await run(v1, 'pipeline', 'pipeline', [i]));
+    await waitFor('three v1 runs parked on their hooks', async () => (await status('v1')).pendingHooks === 3);
+    say(`3 runs started on v1, each waiting for approval: ${counts(await status('v1'))}`);
+
+    v2 = await startApp('v2', { db, dispatcher });
+    say(`v2 deployed: one pod at ${v2.url} (pipeline = stepB, approval hook, stepA: the order changed)`);
+    const newRuns = [];
+    for (const i of [4, 5]) newRuns.push(await run(v2, 'pipeline', 'pipeline', [i]));
+
+    // Approvals arrive through the v2 pod, as they would once traffic moved to v2. The run's
+    // continuation is still pinned to v1 and goes to the v1 pod.
+    for (const id of newRuns) {
+      await waitFor(`the hook of ${id}`, async () => (await call('GET', `${v2.url}/runs/${id}/hooks`)).data.length === 1);
+    }
+    for (const i of [1, 2, 3, 4, 5]) await call('POST', `${v2.url}/hooks/pipeline-${i}`, { go: true });
+    say('all five approvals sent through the v2 pod');
+
+    for (const [k, id] of oldRuns.entries()) {
+      const { value } = await result(v1, id);
+      assert.deepEqual(value, [`A${k + 1}@v1`, `B${k + 1}@v1`], `run ${id}`);
+      say(`  v1 run ${id}: ${value.join(' then ')}  (every step on a v1 pod)`);
+    }
+    for (const [k, id] of newRuns.entries()) {
+      const { value } = await result(v2, id);
+      assert.deepEqual(value, [`B${k + 4}@v2`, `A${k + 4}@v2`], `run ${id}`);
+      say(`  v2 run ${id}: ${value.join(' then ')}  (v2's order, on the v2 pod)`);
+    }
+
+    const drained = await waitFor('v1 to drain', async () => {
+      const s = await status('v1');
+      return s.drained ? s : undefined;
+    });
+    assert.deepEqual(
+      [drained.activeRuns, drained.pendingHooks, drained.pendingWaits, drained.queuedMessages],
+      [0, 0, 0, 0],
+    );
+    say(`v1 drained: ${counts(drained)}`);
+
+    assert.deepEqual(
+      await call('POST', `${dispatcher.url}/api/v1/versions/notify`, {
+        applicationId: 'default',
+        deploymentVersion: 'v1',
+        status: 'expired',
+      }),
+      { updated: true },
+    );
+    assert.equal((await status('v1')).status, 'expired');
+    // An expired version takes no new work: starting a run on the old pod is refused.
+    await assert.rejects(run(v1, 'pipeline', 'pipeline', [6]), /410|expired/i);
+    await v1.stop();
+    say('v1 expired and its pod stopped; a new run on it was refused');
+    const later = await run(v2, 'pipeline', 'pipeline', [7]);
+    await waitFor('the hook of the later run', async () => (await call('GET', `${v2.url}/runs/${later}/hooks`)).data.length === 1);
+    await call('POST', `${v2.url}/hooks/pipeline-7`, { go: true });
+    assert.deepEqual((await result(v2, later)).value, ['B7@v2', 'A7@v2']);
+    say(`v2 keeps serving: run ${later} completed on v2`);
+  });
+});

@@ -2,8 +2,11 @@
 // real dispatcher, app pods built by `workflow build` and served by plain Node HTTP. Nothing is
 // mocked; processes are killed with SIGKILL where the test says so.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { call, createDatabase, startApp, startDispatcher, waitFor } from './lib/harness.mjs';
+import { promisify } from 'node:util';
+import { APP_DIR, call, createDatabase, startApp, startDispatcher, waitFor } from './lib/harness.mjs';
 
 const RESULT_TIMEOUT = 60_000;
 
@@ -232,5 +235,28 @@ describe('versions: v1 runs finish on v1 pods while v2 is deployed, then v1 drai
     await call('POST', `${v2.url}/hooks/pipeline-7`, { go: true });
     assert.deepEqual((await result(v2, later)).value, ['B7@v2', 'A7@v2']);
     say(`v2 keeps serving: run ${later} completed on v2`);
+  });
+
+  test('the WDK CLI inspects the runs stored in pgworld', async (t) => {
+    const cli = join(APP_DIR, 'node_modules', '@workflow', 'cli', 'bin', 'run.js');
+    const inspect = async (...args) => {
+      const { stdout } = await promisify(execFile)(process.execPath, [cli, 'inspect', ...args], {
+        cwd: APP_DIR,
+        env: { ...process.env, WORKFLOW_TARGET_WORLD: '@pgworld/world', PLT_WORLD_SERVICE_URL: dispatcher.url, PLT_WORLD_APP_ID: 'default' },
+      });
+      return stdout;
+    };
+    const listed = JSON.parse(await inspect('runs', '--json', '--limit', '100'));
+    const runs = Array.isArray(listed) ? listed : listed.data;
+    assert.equal(runs.length, 6, JSON.stringify(runs).slice(0, 500));
+    assert.ok(runs.every((r) => r.workflowName.includes('pipeline') && r.status === 'completed'));
+    const table = await inspect('runs');
+    // The table abbreviates run ids to their last four characters.
+    for (const r of runs) assert.match(table, new RegExp(`\\.\\.\\.${r.runId.slice(-4)}\\s+pipeline\\s+C\\s`));
+    t.diagnostic(`workflow inspect runs (backend @pgworld/world):\n${table}`);
+    const one = JSON.parse(await inspect('run', runs[0].runId, '--json'));
+    assert.equal(one.runId, runs[0].runId);
+    const steps = JSON.parse(await inspect('steps', '--runId', runs[0].runId, '--json'));
+    assert.equal((Array.isArray(steps) ? steps : steps.data).length, 2);
   });
 });

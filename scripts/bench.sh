@@ -6,6 +6,9 @@
 #           (flags: --clients N --seconds S --deep EVENTS)
 #   queue   the dispatcher: enqueue → receiver latency, sustained delivery rate, enqueue rate, RSS
 #           (flags: --seconds S --backlog N --samples N --clients N)
+#   wdk     a WDK app's three-step workflow on @workflow/world-postgres and on @pgworld/world
+#           (façade and direct SQL): runs/s and p50/p99 run latency
+#           (flags: --runs N --concurrency C --only world-postgres|pgworld-http|pgworld-sql)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PORT="${PGWORLD_BENCH_PORT:-5498}"
@@ -15,8 +18,8 @@ if [[ $# -gt 0 && $1 != --* ]]; then
   SUITE=$1
   shift
 fi
-case "$SUITE" in events | queue | all) ;; *) die "unknown benchmark '$SUITE' (events, queue or all)" ;; esac
-[[ $SUITE == all && $# -gt 0 ]] && die "harness flags need one benchmark: ./pgw bench events|queue FLAGS…"
+case "$SUITE" in events | queue | wdk | all) ;; *) die "unknown benchmark '$SUITE' (events, queue, wdk or all)" ;; esac
+[[ $SUITE == all && $# -gt 0 ]] && die "harness flags need one benchmark: ./pgw bench events|queue|wdk FLAGS…"
 bash "$REPO_ROOT/scripts/setup.sh"
 install_extension release
 cluster_start "$DATA" "$PORT"
@@ -35,4 +38,21 @@ fi
 if [[ $SUITE == queue || $SUITE == all ]]; then
   fresh_db
   PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/release/pgworld-dispatcher" "$REPO_ROOT/target/release/pgworld-queue-bench" "$@"
+fi
+if [[ $SUITE == wdk || $SUITE == all ]]; then
+  # Fresh databases per World, cloned from a template with the extension (as the tests do).
+  psql_at "$PORT" postgres <<'SQL'
+UPDATE pg_database SET datistemplate = false WHERE datname = 'pgworld_template';
+DROP DATABASE IF EXISTS pgworld_template;
+CREATE DATABASE pgworld_template;
+SQL
+  psql_at "$PORT" pgworld_template -c "CREATE EXTENSION pgworld"
+  psql_at "$PORT" postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_it_dispatcher') THEN CREATE ROLE pgworld_it_dispatcher LOGIN IN ROLE pgworld_service; END IF; END \$\$"
+  js_deps "$REPO_ROOT/world-js"
+  js_deps "$REPO_ROOT/tests/e2e-app" "$REPO_ROOT/world-js/src" "$REPO_ROOT/world-js/package.json"
+  use_node24
+  (cd "$REPO_ROOT/tests/e2e-app/v1" && npx workflow build >/dev/null)
+  PGWORLD_TEST_URL="postgres://postgres@127.0.0.1:$PORT/postgres" \
+    PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/release/pgworld-dispatcher" \
+    node "$REPO_ROOT/tests/e2e-app/bench.mjs" "$@"
 fi

@@ -56,6 +56,22 @@ async function route(request) {
   if (wk === 'webhook') return webhook[request.method](request);
 
   const [head, id, tail] = parts;
+  if (request.method === 'GET' && head === 'runs' && !id) {
+    // Every run of a workflow, without payloads: GET /runs?workflowName=…
+    const world = await getWorld();
+    const data = [];
+    let cursor;
+    do {
+      const page = await world.runs.list({
+        workflowName: url.searchParams.get('workflowName') ?? undefined,
+        resolveData: 'none',
+        pagination: { limit: 1000, cursor },
+      });
+      data.push(...page.data);
+      cursor = page.hasMore ? page.cursor : undefined;
+    } while (cursor);
+    return json(200, { data });
+  }
   if (request.method === 'POST' && head === 'start') {
     // POST /start/<file>/<workflow> with the argument array as the body.
     const run = await start(workflowRef(id, tail), await request.json());

@@ -50,23 +50,28 @@ export async function waitFor(what, check, { timeoutMs = 30_000, everyMs = 100 }
   }
 }
 
-/** A fresh database cloned from the extension template, with the `default` app provisioned. */
-export async function createDatabase(name) {
+/**
+ * A fresh database cloned from the extension template, with the `default` app provisioned;
+ * `plain` gives an empty database instead (for another World's own schema).
+ */
+export async function createDatabase(name, { plain = false } = {}) {
   const adminUrl = process.env.PGWORLD_TEST_URL;
   if (!adminUrl) throw new Error('PGWORLD_TEST_URL must point at the test cluster (./pgw test sets it)');
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE pgworld_template`);
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${plain ? 'template0' : 'pgworld_template'}`);
   await admin.query(
     `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${APP_ROLE}') THEN CREATE ROLE ${APP_ROLE} LOGIN IN ROLE pgworld_client; END IF; END $$`,
   );
   const superUrl = withUser(adminUrl, new URL(adminUrl).username || 'postgres', name);
-  const db = new pg.Client({ connectionString: superUrl });
-  await db.connect();
-  await db.query(`SELECT workflow.app_provision('{"appId":"default"}')`);
-  await db.query(`SELECT workflow.app_role_grant('default', '${APP_ROLE}')`);
-  await db.end();
+  if (!plain) {
+    const db = new pg.Client({ connectionString: superUrl });
+    await db.connect();
+    await db.query(`SELECT workflow.app_provision('{"appId":"default"}')`);
+    await db.query(`SELECT workflow.app_role_grant('default', '${APP_ROLE}')`);
+    await db.end();
+  }
   return {
     name,
     superUrl,
@@ -89,7 +94,12 @@ class Proc {
   async start() {
     mkdirSync(LOG_DIR, { recursive: true });
     const log = createWriteStream(join(LOG_DIR, `${this.label}.log`), { flags: 'a' });
-    const child = spawn(this.cmd, this.args, { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // In the app's directory: WDK 4.x resolves WORKFLOW_TARGET_WORLD from the working directory.
+    const child = spawn(this.cmd, this.args, {
+      cwd: APP_DIR,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout.pipe(log);
     child.stderr.pipe(log);
     this.child = child;

@@ -30,6 +30,8 @@ install_extension() {
     tail -n 40 "$log" >&2
     die "extension install failed (log: $log)"
   fi
+  # Released install scripts (frozen) and upgrade scripts, beside the one pgrx generates.
+  install -m 0644 "$REPO_ROOT"/extension/sql/pgworld--*.sql "$("$PG_BIN/pg_config" --sharedir)/extension/"
 }
 
 # cluster_start DATADIR PORT: initdb once (as $PG_USER), then start on 127.0.0.1:PORT.

@@ -1,4 +1,4 @@
--- pgworld API v0.1.0: row-level security, the public functions and their privileges.
+-- pgworld API (0.2.0): row-level security, the public functions and their privileges.
 -- Loaded last (finalize), after the Rust functions it wraps exist.
 
 -- Raises an error envelope {"$error": {sqlstate, message, detail, hint}} produced by the Rust

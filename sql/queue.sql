@@ -1,4 +1,4 @@
--- pgworld queue API v0.1.0 (queue.md, lifecycle.md): the public functions over the Rust ones.
+-- pgworld queue API (0.2.0) (queue.md, lifecycle.md): the public functions over the Rust ones.
 -- Privileges and ownership are set in api.sql, which runs last.
 
 CREATE FUNCTION queue_enqueue(query jsonb DEFAULT '{}', body jsonb DEFAULT '{}') RETURNS jsonb

@@ -1,4 +1,4 @@
--- pgworld schema v0.1.0: tables and indexes. Loaded first (bootstrap) by the extension script.
+-- pgworld schema (0.2.0): tables and indexes. Loaded first (bootstrap) by the extension script.
 -- Every tenant table leads its keys with application_id; row-level security (api.sql) restricts
 -- each to the current app. "Active" lookups use partial indexes so they never scan history.
 
@@ -49,7 +49,9 @@ CREATE TABLE quotas (
     max_runs             integer CHECK (max_runs >= 1),
     max_events_per_run   integer CHECK (max_events_per_run >= 1),
     max_queue_per_minute integer CHECK (max_queue_per_minute >= 1),
-    updated_at           timestamptz NOT NULL DEFAULT now()
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    -- Finished runs are kept this long; NULL: workflow.run_retention (0.2.0).
+    run_retention_seconds integer CHECK (run_retention_seconds >= 3600)
 );
 
 -- Active (pending/running) run count per app. Shard 0 is taken FOR UPDATE by run creation so the
@@ -97,6 +99,9 @@ CREATE INDEX runs_list_idx ON runs (application_id, created_at DESC, run_id DESC
 CREATE INDEX runs_workflow_idx ON runs (application_id, workflow_name, created_at DESC);
 CREATE INDEX runs_active_idx ON runs (application_id, deployment_id)
     WHERE status IN ('pending', 'running');
+-- Retention finds finished runs oldest first (0.2.0).
+CREATE INDEX runs_finished_idx ON runs (updated_at)
+    WHERE status IN ('completed', 'failed', 'cancelled', 'expired');
 
 CREATE TABLE events (
     application_id integer NOT NULL,

@@ -13,6 +13,7 @@ pub static ORPHAN_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 pub static UNROUTABLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60 * 60);
 pub static DELIVERED_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(24 * 60 * 60);
 pub static DEAD_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60 * 60);
+pub static RUN_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 60 * 60);
 
 /// Lowest run specVersion pgworld accepts.
 pub const MIN_SPEC_VERSION: i32 = 2;
@@ -76,6 +77,12 @@ pub fn init() {
     );
     define_seconds(c"workflow.delivered_retention", c"Delivered messages older than this are deleted.", &DELIVERED_RETENTION, 0);
     define_seconds(c"workflow.dead_retention", c"Dead letters older than this are deleted.", &DEAD_RETENTION, 0);
+    define_seconds(
+        c"workflow.run_retention",
+        c"Finished runs older than this are deleted with their logs, unless the app sets its own.",
+        &RUN_RETENTION,
+        3600,
+    );
 }
 
 fn define_seconds(name: &'static std::ffi::CStr, short: &'static std::ffi::CStr, setting: &'static GucSetting<i32>, min: i32) {

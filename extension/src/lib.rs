@@ -21,6 +21,7 @@ mod maint;
 mod queue;
 mod quotas;
 mod reads;
+mod retention;
 mod runs;
 mod streams;
 mod tenancy;
@@ -30,6 +31,7 @@ mod versions;
 
 extension_sql_file!("../../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../../sql/queue.sql", name = "queue", requires = ["schema"]);
+extension_sql_file!("../../sql/operate.sql", name = "operate", requires = ["queue"]);
 extension_sql_file!("../../sql/api.sql", name = "api", finalize);
 
 #[pg_guard]
@@ -177,6 +179,16 @@ fn quotas_get() -> JsonB {
 #[pg_extern(volatile, parallel_unsafe, name = "_quotas_put")]
 fn quotas_put(body: &str) -> JsonB {
     respond(arg("body", body).and_then(|b| versions::quotas_put(&b)))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_retention_get")]
+fn retention_get() -> JsonB {
+    respond(retention::retention_get())
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_retention_put")]
+fn retention_put(body: &str) -> JsonB {
+    respond(arg("body", body).and_then(|b| retention::retention_put(&b)))
 }
 
 #[pg_extern(volatile, parallel_unsafe, name = "_maint_run")]

@@ -21,6 +21,7 @@ pub fn maint_run() -> Value {
             let version_dead = kill_expired_versions(c);
             let reaped = reap_orphans(c, 100);
             let deleted = retention(c);
+            let deleted_runs = crate::retention::run_retention(c);
             let windows = db::update(
                 c,
                 "DELETE FROM workflow.queue_rate WHERE window_start < date_trunc('minute', now()) - interval '2 minutes' RETURNING 1",
@@ -35,6 +36,7 @@ pub fn maint_run() -> Value {
                 "expiredVersionDead": version_dead,
                 "orphanedRuns": reaped,
                 "deletedMessages": deleted,
+                "deletedRuns": deleted_runs,
                 "deletedRateWindows": windows,
             })
         })

@@ -56,6 +56,18 @@ impl TestDb {
         Ok(TestDb { url: with_db(&admin_url, &name), name })
     }
 
+    /// A database with the extension installed at `version` by its own install script (not
+    /// cloned from the template), as an operator running that release would have it.
+    pub async fn with_extension_version(version: &str) -> Result<TestDb> {
+        let admin_url = cluster_url()?;
+        let name = format!("it_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand::random::<u16>());
+        let admin = connect(&admin_url).await?;
+        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")).await?;
+        let db = TestDb { url: with_db(&admin_url, &name), name };
+        db.superuser().await?.batch_execute(&format!("CREATE EXTENSION pgworld VERSION '{version}'")).await?;
+        Ok(db)
+    }
+
     /// A superuser session acting for `app` (as the façade would, with workflow.app_id).
     pub async fn session(&self, app: &str) -> Result<Client> {
         let c = connect(&self.url).await?;

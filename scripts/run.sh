@@ -40,18 +40,21 @@ Stop everything:  ./pgw stop
 MSG
 }
 
-# Until a version is released with upgrade scripts, the install script of a version can still
-# change under the same version number. Old SQL objects over a newer library can crash a
-# backend, so a changed script recreates the extension (dropping this local database's runs).
-refresh_prerelease_extension() {
-  local version script stamp="$RUN_DIR/extension.sha256" now before
+# A database on an older released version is updated in place (ALTER EXTENSION … UPDATE). The
+# version under development can still change under the same number; old SQL objects over a newer
+# library can crash a backend, so a changed script of that version recreates the extension
+# (dropping this local database's runs).
+refresh_extension() {
+  local version installed script stamp="$RUN_DIR/extension.sha256" now before
   version=$(awk -F"'" '/^default_version/ {print $2}' "$($PG_BIN/pg_config --sharedir)/extension/pgworld.control")
+  installed=$(psql_at "$PG_PORT" pgworld -tAc "SELECT extversion FROM pg_extension WHERE extname = 'pgworld'")
   script="$($PG_BIN/pg_config --sharedir)/extension/pgworld--$version.sql"
   now=$(sha256sum <"$script" | cut -d' ' -f1)
   before=$(cat "$stamp" 2>/dev/null || true)
-  # No stamp but an installed extension: made before stamps existed, so assume it changed.
-  if [[ $before != "$now" ]] &&
-    psql_at "$PG_PORT" pgworld -tAc "SELECT 1 FROM pg_extension WHERE extname = 'pgworld'" | grep -q 1; then
+  if [[ -n $installed && $installed != "$version" ]]; then
+    step "updating extension pgworld $installed → $version"
+    psql_at "$PG_PORT" pgworld -c "ALTER EXTENSION pgworld UPDATE TO '$version'"
+  elif [[ -n $installed && $before != "$now" ]]; then
     printf '\033[1;33mwarning:\033[0m the pgworld %s install script changed since this database was set up;\n' "$version"
     printf '         recreating the extension (local runs and events are dropped).\n'
     psql_at "$PG_PORT" pgworld -c "DROP EXTENSION pgworld CASCADE"
@@ -74,7 +77,7 @@ main() {
   if ! psql_at "$PG_PORT" postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'pgworld'" | grep -q 1; then
     psql_at "$PG_PORT" postgres -c "CREATE DATABASE pgworld"
   fi
-  refresh_prerelease_extension
+  refresh_extension
   psql_at "$PG_PORT" pgworld <<'SQL'
 CREATE EXTENSION IF NOT EXISTS pgworld;
 DO $$ BEGIN

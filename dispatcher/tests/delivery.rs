@@ -343,8 +343,11 @@ async fn transport_failures_are_classified_like_platformatic() -> Result<()> {
     let c = db.session("default").await?;
     let slow = Receiver::start().await?;
     slow.script(|_| Reply::ok().after(Duration::from_secs(5)));
-    // Nothing listens on this port: the listener is dropped right after binding.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // A port held bound but never listening: connections are refused, and no other test's
+    // server can take the port while this test runs (a dropped listener's port could be reused).
+    let held = tokio::net::TcpSocket::new_v4()?;
+    held.bind("127.0.0.1:0".parse()?)?;
+    let closed = held.local_addr()?.port();
     let cases = [
         ("refused", format!("http://127.0.0.1:{closed}/x"), "ECONNREFUSED"),
         ("slow", format!("{}/slow", slow.base), "UND_ERR_HEADERS_TIMEOUT"),

@@ -12,9 +12,11 @@ export { PgWorldFailure, toWdkError } from './errors.js';
 /** @typedef {import('./config.js').PgWorldConfig} PgWorldConfig */
 /** @typedef {ReturnType<typeof buildWorld>} PgWorld */
 
-// Bundlers may load this module more than once; one transport per target keeps one pool.
+// Bundlers may load this module more than once, and the WDK may create several Worlds; one
+// transport per target keeps one pool, closed when the last World using it closes.
 const SHARED = Symbol.for('@pgworld/world/transports@1');
-const g = /** @type {Record<symbol, Map<string, import('./transport.js').Transport>>} */ (/** @type {unknown} */ (globalThis));
+/** @typedef {{transport: import('./transport.js').Transport, users: number}} SharedTransport */
+const g = /** @type {Record<symbol, Map<string, SharedTransport>>} */ (/** @type {unknown} */ (globalThis));
 const transports = (g[SHARED] ??= new Map());
 
 /**
@@ -23,18 +25,25 @@ const transports = (g[SHARED] ??= new Map());
  * @returns {PgWorld}
  */
 export function createPgWorld(config) {
+  // An app-supplied pool is the app's to share; it gets a transport of its own.
   const key = config.pool ? '' : `${config.mode}|${config.databaseUrl ?? config.serviceUrl}|${config.appId}`;
-  let transport = key ? transports.get(key) : undefined;
-  if (!transport) {
-    transport = config.mode === 'sql' ? new SqlTransport(config) : new HttpTransport(config);
-    if (key) transports.set(key, transport);
+  let shared = key ? transports.get(key) : undefined;
+  if (!shared) {
+    shared = { transport: config.mode === 'sql' ? new SqlTransport(config) : new HttpTransport(config), users: 0 };
+    if (key) transports.set(key, shared);
   }
-  const shared = transport;
-  const world = buildWorld(shared, config);
-  const close = world.close;
+  shared.users++;
+  const entry = shared;
+  let closed = false;
+  const world = buildWorld(entry.transport, config);
+  const release = world.close;
   world.close = async () => {
-    if (key) transports.delete(key);
-    await close();
+    if (closed) return;
+    closed = true;
+    entry.users--;
+    const last = entry.users === 0;
+    if (last && key) transports.delete(key);
+    await release(last);
   };
   return world;
 }

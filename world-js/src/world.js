@@ -335,10 +335,11 @@ export function buildWorld(transport, config) {
     start: async () => {
       registered = await registerHandlers(transport, config, specVersion, deploymentVersion);
     },
-    close: async () => {
+    /** @param {boolean} [closeTransport] false while other Worlds still use the transport */
+    close: async (closeTransport = true) => {
       if (registered) await deregisterHandlers(transport, registered.podId);
       registered = undefined;
-      await transport.close();
+      if (closeTransport) await transport.close();
     },
   };
   return world;

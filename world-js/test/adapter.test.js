@@ -178,6 +178,7 @@ describe.each(/** @type {const} */ (['http', 'sql']))('@pgworld/world over %s', 
       expect(err.status).toBe(410);
       expect(world.isDeploymentUnavailableError(err)).toBe(true);
       expect(world.isDeploymentUnavailableError(new Error('other'))).toBe(false);
+      await local.close();
     } finally {
       await pod.close();
     }
@@ -259,5 +260,19 @@ describe('per-run encryption keys', () => {
     // The harness removed the default app's secret: no key, so the WDK stores plaintext.
     expect(await http.getEncryptionKeyForRun('wrun_x')).toBeUndefined();
     await http.close();
+  });
+});
+
+describe('shared transports', () => {
+  test('a World closing does not close the transport another World still uses', async () => {
+    const config = resolveConfig({ serviceUrl: h.serviceUrl, appId: 'default', deploymentVersion: 'shared' });
+    const a = createPgWorld(config);
+    const b = createPgWorld(config);
+    await a.close();
+    // b still works over the shared connection pool.
+    await expect(b.runs.list({ pagination: { limit: 1 } })).resolves.toHaveProperty('data');
+    await b.close();
+    // Closing twice is harmless.
+    await b.close();
   });
 });

@@ -26,7 +26,7 @@ import { join } from 'node:path';
  * @property {string} [serviceUrl]
  * @property {string} appId
  * @property {string | undefined} deploymentVersion  undefined until known (then `local` is used)
- * @property {string | undefined} handlerBaseUrl
+ * @property {string | undefined} handlerBaseUrl   an explicit one; else resolved at start()
  * @property {string} podId
  * @property {number} poolSize
  * @property {boolean} managed            on Kubernetes or ECS
@@ -80,7 +80,6 @@ export function resolveConfig(options = {}, env = process.env) {
     console.warn(`[@pgworld/world] no app id configured (PLT_WORLD_APP_ID); assuming "${appId}"`);
   }
 
-  const port = first(env.PORT);
   const spec = first(env.PGWORLD_SPEC_VERSION);
   const poolSize = Number(first(env.PGWORLD_POOL_SIZE) ?? options.poolSize ?? 10);
   const encoding = first(options.queueEncoding, env.PGWORLD_QUEUE_ENCODING) ?? 'cbor';
@@ -93,12 +92,8 @@ export function resolveConfig(options = {}, env = process.env) {
     serviceUrl: serviceUrl?.replace(/\/+$/, ''),
     appId,
     deploymentVersion: first(options.deploymentVersion, env.PLT_WORLD_DEPLOYMENT_VERSION, env.PLT_DEPLOYMENT_VERSION),
-    handlerBaseUrl: first(
-      options.handlerBaseUrl,
-      env.PGWORLD_HANDLER_BASE_URL,
-      env.WORKFLOW_LOCAL_BASE_URL,
-      port ? `http://localhost:${port}` : undefined,
-    )?.replace(/\/+$/, ''),
+    // The environment's base URL is read at start(): PORT is often set only once the app listens.
+    handlerBaseUrl: options.handlerBaseUrl?.replace(/\/+$/, ''),
     podId: first(options.podId, env.PGWORLD_POD_ID) ?? `pgworld-${hostname()}-${process.pid}`,
     poolSize: Number.isInteger(poolSize) && poolSize > 0 ? poolSize : 10,
     managed,

@@ -22,16 +22,16 @@ function listeningPort() {
 }
 
 /**
- * Resolved at start(), not at construction: frameworks (and the WDK test server) set PORT
- * only once they listen.
+ * Where the dispatcher reaches this pod: the explicit option, else the environment, else the
+ * port this process listens on. Resolved at start(), not at construction: frameworks (and the
+ * WDK test server) set PORT only once they listen.
  * @param {import('./config.js').PgWorldConfig} config
  */
 export function handlerBaseUrl(config, env = process.env) {
-  if (config.handlerBaseUrl) return config.handlerBaseUrl;
-  const fromEnv = env.PGWORLD_HANDLER_BASE_URL || env.WORKFLOW_LOCAL_BASE_URL || (env.PORT ? `http://localhost:${env.PORT}` : '');
-  if (fromEnv) return fromEnv.replace(/\/+$/, '');
-  const port = listeningPort();
-  return port ? `http://localhost:${port}` : undefined;
+  const explicit = config.handlerBaseUrl || env.PGWORLD_HANDLER_BASE_URL || env.WORKFLOW_LOCAL_BASE_URL;
+  const port = env.PORT || listeningPort();
+  const base = explicit || (port ? `http://localhost:${port}` : undefined);
+  return base?.replace(/\/+$/, '');
 }
 
 /**

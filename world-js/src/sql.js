@@ -85,65 +85,60 @@ export class SqlTransport {
     }
   }
 
+  /**
+   * `workflow.<fn>(args…)` in one statement that first sets the app; resolves to its result.
+   * @param {string} fn
+   * @param {Array<[unknown, 'text' | 'jsonb' | 'bytea']>} args  each value with its SQL type
+   */
+  async invoke(fn, args) {
+    const casts = args.map(([, type], i) => `$${i + 2}::${type}`).join(', ');
+    const text = `SELECT CASE WHEN settings.a IS NOT NULL THEN workflow.${fn}(${casts}) END AS r FROM ${SETTINGS}`;
+    const res = await this.query(`pgworld_${fn}`, text, args.map(([value]) => value));
+    return res.rows[0]?.r;
+  }
+
   /** @type {Transport['call']} */
   async call(fn, args = {}) {
     const route = OPS[fn];
     if (!route) throw new Error(`no function ${fn}`);
-    const params = args.params ?? [];
-    /** @type {unknown[]} */
-    const values = [...params];
-    const casts = params.map((_, i) => `$${i + 2}::text`);
-    if (route.query) {
-      values.push(JSON.stringify({ ...queryStrings(args.query), $payload: 'envelope' }));
-      casts.push(`$${values.length + 1}::jsonb`);
-    }
-    if (route.body) {
-      values.push(JSON.stringify(toWire(args.body ?? {})));
-      casts.push(`$${values.length + 1}::jsonb`);
-    }
-    const text = `SELECT CASE WHEN settings.a IS NOT NULL THEN workflow.${fn}(${casts.join(', ')}) END AS r FROM ${SETTINGS}`;
-    const res = await this.query(`pgworld_${fn}`, text, values);
-    return fromWire(res.rows[0]?.r);
+    /** @type {Array<[unknown, 'text' | 'jsonb']>} */
+    const sqlArgs = (args.params ?? []).map((p) => [p, 'text']);
+    if (route.query) sqlArgs.push([JSON.stringify({ ...queryStrings(args.query), $payload: 'envelope' }), 'jsonb']);
+    if (route.body) sqlArgs.push([JSON.stringify(toWire(args.body ?? {})), 'jsonb']);
+    return fromWire(await this.invoke(fn, sqlArgs));
   }
 
   /** @type {Transport['enqueue']} */
   async enqueue(message) {
     const query = JSON.stringify({ $payload: 'envelope' });
-    if (message instanceof Uint8Array) {
-      const text = `SELECT CASE WHEN settings.a IS NOT NULL THEN workflow.queue_enqueue_cbor($2::jsonb, $3::bytea) END AS r FROM ${SETTINGS}`;
-      const res = await this.query('pgworld_queue_enqueue_cbor', text, [query, Buffer.from(message)]);
-      return res.rows[0].r;
-    }
-    const text = `SELECT CASE WHEN settings.a IS NOT NULL THEN workflow.queue_enqueue($2::jsonb, $3::jsonb) END AS r FROM ${SETTINGS}`;
-    const res = await this.query('pgworld_queue_enqueue', text, [query, JSON.stringify(toWire(message))]);
-    return res.rows[0].r;
+    return message instanceof Uint8Array
+      ? this.invoke('queue_enqueue_cbor', [[query, 'jsonb'], [Buffer.from(message), 'bytea']])
+      : this.invoke('queue_enqueue', [[query, 'jsonb'], [JSON.stringify(toWire(message)), 'jsonb']]);
   }
 
   /** @type {Transport['streamWrite']} */
   async streamWrite(runId, name, write) {
-    /** @type {Record<string, string>} */
-    const query = {};
-    if (write.kind === 'close') query.$done = 'true';
-    if (write.kind === 'multi') query.$multi = 'true';
     if (write.kind === 'chunk') {
       const bytes = typeof write.chunk === 'string' ? Buffer.from(write.chunk, 'utf8') : Buffer.from(write.chunk);
-      const text = `SELECT CASE WHEN settings.a IS NOT NULL THEN workflow.stream_put_bytes($2::text, $3::text, $4::jsonb, $5::bytea) END FROM ${SETTINGS}`;
-      await this.query('pgworld_stream_put_bytes', text, [runId, name, '{}', bytes]);
+      await this.invoke('stream_put_bytes', [[runId, 'text'], [name, 'text'], ['{}', 'jsonb'], [bytes, 'bytea']]);
       return;
     }
+    const flags = write.kind === 'close' ? { $done: 'true' } : { $multi: 'true' };
     const body = write.kind === 'multi' ? write.items : {};
-    const text = `SELECT CASE WHEN settings.a IS NOT NULL THEN workflow.stream_put($2::text, $3::text, $4::jsonb, $5::jsonb) END FROM ${SETTINGS}`;
-    await this.query('pgworld_stream_put', text, [runId, name, JSON.stringify(query), JSON.stringify(body)]);
+    await this.invoke('stream_put', [
+      [runId, 'text'],
+      [name, 'text'],
+      [JSON.stringify(flags), 'jsonb'],
+      [JSON.stringify(body), 'jsonb'],
+    ]);
   }
 
   /**
    * @param {string} name
    * @returns {Promise<{app: number, count: number, closed: boolean}>}
    */
-  async streamState(name) {
-    const text = `SELECT CASE WHEN settings.a IS NOT NULL THEN workflow.stream_state($2::text) END AS r FROM ${SETTINGS}`;
-    const res = await this.query('pgworld_stream_state', text, [name]);
-    return res.rows[0].r;
+  streamState(name) {
+    return this.invoke('stream_state', [[name, 'text']]);
   }
 
   /**

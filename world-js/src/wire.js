@@ -15,9 +15,7 @@ const DATE_FIELDS = ['createdAt', 'updatedAt', 'startedAt', 'completedAt', 'expi
  * @returns {unknown}
  */
 export function toWire(value) {
-  if (value instanceof Uint8Array) {
-    return { __type: BYTES_TYPE, data: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
-  }
+  if (value instanceof Uint8Array) return { __type: BYTES_TYPE, data: base64(value) };
   if (value instanceof Date) return value.toISOString();
   if (Array.isArray(value)) return value.map(toWire);
   if (value !== null && typeof value === 'object') {

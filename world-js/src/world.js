@@ -2,8 +2,7 @@
 // The World object (world-adapter.md §3): every member is one transport call, with the
 // response restored (bytes, dates) and failures turned into WDK errors.
 import * as worldSpec from '@workflow/world';
-import { toWdkError } from './errors.js';
-import { isDeploymentUnavailable } from './errors.js';
+import { isDeploymentUnavailable, toWdkError } from './errors.js';
 import { createQueue, createQueueHandler } from './queue.js';
 import { registerHandlers, deregisterHandlers } from './handlers.js';
 import { base64, reviveEntity, reviveEventResult, revivePage } from './wire.js';
@@ -42,20 +41,7 @@ export function buildWorld(transport, config) {
   };
 
   /**
-   * One call with its failure translated.
-   * @param {string} fn
-   * @param {import('./transport.js').CallArgs} args
-   * @param {import('./errors.js').CallContext} [ctx]
-   */
-  const call = async (fn, args, ctx) => {
-    try {
-      return await transport.call(fn, args);
-    } catch (err) {
-      throw toWdkError(err, ctx);
-    }
-  };
-
-  /**
+   * A transport operation with its failure turned into the WDK error for `ctx`.
    * @template T
    * @param {() => Promise<T>} f
    * @param {import('./errors.js').CallContext} [ctx]
@@ -68,6 +54,14 @@ export function buildWorld(transport, config) {
       throw toWdkError(err, ctx);
     }
   };
+
+  /**
+   * One `workflow.<fn>` call (one façade route).
+   * @param {string} fn
+   * @param {import('./transport.js').CallArgs} args
+   * @param {import('./errors.js').CallContext} [ctx]
+   */
+  const call = (fn, args, ctx) => guarded(() => transport.call(fn, args), ctx);
 
   const runs = {
     /**

@@ -5,11 +5,9 @@
 // earlier tests, whose registrations stay behind because they are killed, not closed.
 import { beforeEach, inject } from 'vitest';
 
-/** @typedef {{serviceUrl: string, databaseUrl: string, adminUrl: string}} Harness */
-
 /**
+ * Points the app servers the suite spawns at pgworld over `transport`.
  * @param {'http' | 'sql'} transport
- * @returns {Harness}
  */
 export function useTransport(transport) {
   const h = inject('pgworld');
@@ -20,11 +18,10 @@ export function useTransport(transport) {
   else process.env.PGWORLD_DATABASE_URL = h.databaseUrl;
   process.env.PLT_WORLD_APP_ID = 'default';
   // The suite counts flow invocations by reading the delivery body as JSON (top-level runId),
-  // so its messages travel as JSON; test/queue.test.js and the end-to-end app cover CBOR.
+  // so its messages travel as JSON; test/adapter.test.js and the end-to-end app cover CBOR.
   process.env.PGWORLD_QUEUE_ENCODING = 'json';
   let n = 0;
   beforeEach(() => {
     process.env.PLT_WORLD_DEPLOYMENT_VERSION = `conformance-${transport}-${process.pid}-${++n}`;
   });
-  return h;
 }

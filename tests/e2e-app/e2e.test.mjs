@@ -23,20 +23,35 @@ async function run(app, file, workflow, args) {
   return (await call('POST', `${app.url}/start/${file}/${workflow}`, args)).runId;
 }
 
+/**
+ * For one describe block: a fresh database and dispatcher before it, and every pod started
+ * through `pod()` stopped after it.
+ */
+function stack(label) {
+  const s = { db: undefined, dispatcher: undefined, pods: [] };
+  before(async () => {
+    s.db = await createDatabase(`pgworld_e2e_${label}_${process.pid}`);
+    s.dispatcher = await startDispatcher(s.db);
+  });
+  after(async () => {
+    for (const p of s.pods) await p.stop();
+    await s.dispatcher?.stop();
+    await s.db?.drop();
+  });
+  s.pod = async (version, opts = {}) => {
+    const p = await startApp(version, { db: s.db, dispatcher: s.dispatcher, ...opts });
+    s.pods.push(p);
+    return p;
+  };
+  return s;
+}
+
 for (const transport of ['http', 'sql']) {
   describe(`a WDK 4.8 app over ${transport === 'http' ? 'the façade' : 'direct SQL'}`, { timeout: 300_000 }, () => {
-    let db;
-    let dispatcher;
+    const s = stack(transport);
     let app;
     before(async () => {
-      db = await createDatabase(`pgworld_e2e_${transport}_${process.pid}`);
-      dispatcher = await startDispatcher(db);
-      app = await startApp('v1', { db, dispatcher, transport });
-    });
-    after(async () => {
-      await app?.stop();
-      await dispatcher?.stop();
-      await db?.drop();
+      app = await s.pod('v1', { transport });
     });
 
     test('sequential and parallel steps', async () => {
@@ -120,18 +135,10 @@ for (const transport of ['http', 'sql']) {
 }
 
 describe('a run survives kill -9 of the app and of the dispatcher', { timeout: 300_000 }, () => {
-  let db;
-  let dispatcher;
+  const s = stack('kill');
   let app;
   before(async () => {
-    db = await createDatabase(`pgworld_e2e_kill_${process.pid}`);
-    dispatcher = await startDispatcher(db);
-    app = await startApp('v1', { db, dispatcher });
-  });
-  after(async () => {
-    await app?.stop();
-    await dispatcher?.stop();
-    await db?.drop();
+    app = await s.pod('v1');
   });
 
   test('survivor', async (t) => {
@@ -145,9 +152,9 @@ describe('a run survives kill -9 of the app and of the dispatcher', { timeout: 3
     t.diagnostic('app pod back on the same port; the failed delivery is retried there');
 
     await waitFor('the second step to start', () => has('step_started', 2), { timeoutMs: RESULT_TIMEOUT });
-    await dispatcher.kill9();
+    await s.dispatcher.kill9();
     t.diagnostic('dispatcher killed -9 while the second step ran (its lease is left behind)');
-    await dispatcher.start();
+    await s.dispatcher.start();
     t.diagnostic('dispatcher back; the lease expires and the message is delivered again');
 
     assert.deepEqual(await result(app, id), { status: 'completed', value: ['first', 'second'] });
@@ -155,35 +162,21 @@ describe('a run survives kill -9 of the app and of the dispatcher', { timeout: 3
 });
 
 describe('versions: v1 runs finish on v1 pods while v2 is deployed, then v1 drains', { timeout: 300_000 }, () => {
-  let db;
-  let dispatcher;
-  let v1;
-  let v2;
-  before(async () => {
-    db = await createDatabase(`pgworld_e2e_versions_${process.pid}`);
-    dispatcher = await startDispatcher(db);
-  });
-  after(async () => {
-    await v1?.stop();
-    await v2?.stop();
-    await dispatcher?.stop();
-    await db?.drop();
-  });
-
+  const s = stack('versions');
   test('the version story', async (t) => {
     const say = (line) => t.diagnostic(line);
-    const status = (version) => call('GET', `${dispatcher.url}/api/v1/apps/default/versions/${version}/status`);
+    const status = (version) => call('GET', `${s.dispatcher.url}/api/v1/apps/default/versions/${version}/status`);
     const counts = (s) =>
       `active runs ${s.activeRuns}, pending hooks ${s.pendingHooks}, pending waits ${s.pendingWaits}, queued messages ${s.queuedMessages}`;
 
-    v1 = await startApp('v1', { db, dispatcher });
+    const v1 = await s.pod('v1');
     say(`v1 deployed: one pod at ${v1.url} (pipeline = stepA, approval hook, stepB)`);
     const oldRuns = [];
     for (const i of [1, 2, 3]) oldRuns.push(await run(v1, 'pipeline', 'pipeline', [i]));
     await waitFor('three v1 runs parked on their hooks', async () => (await status('v1')).pendingHooks === 3);
     say(`3 runs started on v1, each waiting for approval: ${counts(await status('v1'))}`);
 
-    v2 = await startApp('v2', { db, dispatcher });
+    const v2 = await s.pod('v2');
     say(`v2 deployed: one pod at ${v2.url} (pipeline = stepB, approval hook, stepA: the order changed)`);
     const newRuns = [];
     for (const i of [4, 5]) newRuns.push(await run(v2, 'pipeline', 'pipeline', [i]));
@@ -218,7 +211,7 @@ describe('versions: v1 runs finish on v1 pods while v2 is deployed, then v1 drai
     say(`v1 drained: ${counts(drained)}`);
 
     assert.deepEqual(
-      await call('POST', `${dispatcher.url}/api/v1/versions/notify`, {
+      await call('POST', `${s.dispatcher.url}/api/v1/versions/notify`, {
         applicationId: 'default',
         deploymentVersion: 'v1',
         status: 'expired',
@@ -242,7 +235,7 @@ describe('versions: v1 runs finish on v1 pods while v2 is deployed, then v1 drai
     const inspect = async (...args) => {
       const { stdout } = await promisify(execFile)(process.execPath, [cli, 'inspect', ...args], {
         cwd: APP_DIR,
-        env: { ...process.env, WORKFLOW_TARGET_WORLD: '@pgworld/world', PLT_WORLD_SERVICE_URL: dispatcher.url, PLT_WORLD_APP_ID: 'default' },
+        env: { ...process.env, WORKFLOW_TARGET_WORLD: '@pgworld/world', PLT_WORLD_SERVICE_URL: s.dispatcher.url, PLT_WORLD_APP_ID: 'default' },
       });
       return stdout;
     };

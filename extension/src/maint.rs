@@ -3,7 +3,7 @@
 
 use crate::db::{self, Row};
 use crate::dispatch::{self, create_event};
-use crate::{guc, tenancy};
+use crate::{guc, retention, tenancy};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
 use pgworld_core::payload::Mode;
@@ -20,8 +20,8 @@ pub fn maint_run() -> Value {
             let (marked, cleared, unroutable_dead) = unroutable(c);
             let version_dead = kill_expired_versions(c);
             let reaped = reap_orphans(c, 100);
-            let deleted = retention(c);
-            let deleted_runs = crate::retention::run_retention(c);
+            let deleted = retention::message_retention(c, BATCH);
+            let deleted_runs = retention::run_retention(c);
             let windows = db::update(
                 c,
                 "DELETE FROM workflow.queue_rate WHERE window_start < date_trunc('minute', now()) - interval '2 minutes' RETURNING 1",
@@ -140,28 +140,6 @@ fn human_duration(seconds: i32) -> String {
         s if s % 60 == 0 => format!("{}min", s / 60),
         s => format!("{s}s"),
     }
-}
-
-/// Deletes finished messages past their retention, oldest first, a batch per call.
-fn retention(c: &mut SpiClient<'_>) -> usize {
-    let delivered = f64::from(guc::DELIVERED_RETENTION.get());
-    let dead = f64::from(guc::DEAD_RETENTION.get());
-    let ids: Vec<i64> = db::update(
-        c,
-        "SELECT id FROM workflow.messages WHERE state IN ('delivered', 'dead') \
-           AND updated_at < now() - make_interval(secs => least($2, $3)) \
-           AND ((state = 'delivered' AND delivered_at < now() - make_interval(secs => $2)) \
-             OR (state = 'dead' AND dead_at < now() - make_interval(secs => $3))) \
-         ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-        &[BATCH.into(), delivered.into(), dead.into()],
-    )
-    .map(|r| r.bigint(1))
-    .collect();
-    if !ids.is_empty() {
-        db::update(c, "DELETE FROM workflow.message_bodies WHERE id = ANY($1)", &[ids.clone().into()]);
-        db::update(c, "DELETE FROM workflow.messages WHERE id = ANY($1)", &[ids.clone().into()]);
-    }
-    ids.len()
 }
 
 /// `workflow.metrics()` (service only): live queue depth by app and state, and active runs by

@@ -1,6 +1,6 @@
-//! Run retention (issue E): finished runs, with their events, steps, hooks, waits, streams and
-//! finished messages, are deleted once older than their app's retention. Maintenance deletes a
-//! bounded batch of runs per call, skipping rows other sessions hold.
+//! Retention: delivered and dead messages, and finished runs with their events, steps, hooks,
+//! waits, streams and messages, are deleted once older than their retention. Maintenance deletes
+//! a bounded batch per call, skipping rows other sessions hold.
 
 use crate::db::{self, Row};
 use crate::{guc, tenancy};
@@ -106,4 +106,26 @@ pub fn run_retention(c: &mut SpiClient<'_>) -> usize {
         db::update(c, &sql, &args);
     }
     n
+}
+
+/// Deletes finished messages past their retention, oldest first, a batch per call.
+pub fn message_retention(c: &mut SpiClient<'_>, batch: i64) -> usize {
+    let delivered = f64::from(guc::DELIVERED_RETENTION.get());
+    let dead = f64::from(guc::DEAD_RETENTION.get());
+    let ids: Vec<i64> = db::update(
+        c,
+        "SELECT id FROM workflow.messages WHERE state IN ('delivered', 'dead') \
+           AND updated_at < now() - make_interval(secs => least($2, $3)) \
+           AND ((state = 'delivered' AND delivered_at < now() - make_interval(secs => $2)) \
+             OR (state = 'dead' AND dead_at < now() - make_interval(secs => $3))) \
+         ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        &[batch.into(), delivered.into(), dead.into()],
+    )
+    .map(|r| r.bigint(1))
+    .collect();
+    if !ids.is_empty() {
+        db::update(c, "DELETE FROM workflow.message_bodies WHERE id = ANY($1)", &[ids.clone().into()]);
+        db::update(c, "DELETE FROM workflow.messages WHERE id = ANY($1)", &[ids.clone().into()]);
+    }
+    ids.len()
 }

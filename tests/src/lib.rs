@@ -49,23 +49,22 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Result<TestDb> {
-        let admin_url = cluster_url()?;
-        let name = format!("it_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand::random::<u16>());
-        let admin = connect(&admin_url).await?;
-        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE pgworld_template")).await?;
-        Ok(TestDb { url: with_db(&admin_url, &name), name })
+        TestDb::create("pgworld_template").await
     }
 
     /// A database with the extension installed at `version` by its own install script (not
     /// cloned from the template), as an operator running that release would have it.
     pub async fn with_extension_version(version: &str) -> Result<TestDb> {
-        let admin_url = cluster_url()?;
-        let name = format!("it_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand::random::<u16>());
-        let admin = connect(&admin_url).await?;
-        admin.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0")).await?;
-        let db = TestDb { url: with_db(&admin_url, &name), name };
+        let db = TestDb::create("template0").await?;
         db.superuser().await?.batch_execute(&format!("CREATE EXTENSION pgworld VERSION '{version}'")).await?;
         Ok(db)
+    }
+
+    async fn create(template: &str) -> Result<TestDb> {
+        let admin_url = cluster_url()?;
+        let name = format!("it_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand::random::<u16>());
+        connect(&admin_url).await?.batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await?;
+        Ok(TestDb { url: with_db(&admin_url, &name), name })
     }
 
     /// A superuser session acting for `app` (as the façade would, with workflow.app_id).

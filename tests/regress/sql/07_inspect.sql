@@ -55,6 +55,11 @@ SELECT run_id, workflow_name, status, version, duration, steps, steps_completed,
   FROM workflow.runs_overview ORDER BY run_id;
 SELECT version, status, active_runs, pending_hooks, pending_waits, queued_messages, dead_messages, pods
   FROM workflow.versions_overview ORDER BY version;
+-- The view's draining counts are the ones version_status() reports.
+SELECT v.version, s ->> 'status' = v.status AND (s ->> 'activeRuns')::bigint = v.active_runs
+       AND (s ->> 'pendingHooks')::bigint = v.pending_hooks AND (s ->> 'pendingWaits')::bigint = v.pending_waits
+       AND (s ->> 'queuedMessages')::bigint = v.queued_messages AS agrees
+  FROM workflow.versions_overview v, LATERAL workflow.version_status(v.version) s ORDER BY 1;
 SELECT state, messages, due_now, unroutable, max_attempts, oldest_due_for IS NOT NULL AS has_due
   FROM workflow.queue_health ORDER BY state;
 SELECT * FROM workflow.run_trace('wrun_missing');

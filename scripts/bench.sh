@@ -21,6 +21,7 @@ fi
 case "$SUITE" in events | queue | wdk | all) ;; *) die "unknown benchmark '$SUITE' (events, queue, wdk or all)" ;; esac
 [[ $SUITE == all && $# -gt 0 ]] && die "harness flags need one benchmark: ./pgw bench events|queue|wdk FLAGS…"
 bash "$REPO_ROOT/scripts/setup.sh"
+use_installation bench
 install_extension release
 cluster_start "$DATA" "$PORT"
 trap 'cluster_stop "$DATA"' EXIT

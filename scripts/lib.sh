@@ -2,6 +2,10 @@
 # Everything a server process must read lives under PGWORLD_HOME (world-readable), not under /root,
 # because PostgreSQL refuses to run as root and runs as the `postgres` user instead.
 PGWORLD_HOME="${PGWORLD_HOME:-/opt/pgworld}"
+# The PostgreSQL 17 build itself. The extension is compiled against it (one set of pgrx bindings
+# for every command), and only the pg_test tier's private cluster installs into it. `run`, the
+# test clusters and `bench` each use a copy of their own (use_installation), so installing a test
+# build of the extension can never replace the library that `run`'s backends have loaded.
 PG17="${PGWORLD_PG17:-$PGWORLD_HOME/pg17}"
 PG_USER="${PGWORLD_PG_USER:-postgres}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,20 +22,56 @@ as_pg() {
 
 PG_BIN="$PG17/bin"
 
-# Builds the extension and installs it into the PostgreSQL 17 build. PROFILE=release|debug.
-install_extension() {
-  local profile=${1:-release}
-  local flag=()
-  [[ $profile == release ]] && flag=(--release)
-  step "cargo pgrx install ($profile)"
-  local log="$REPO_ROOT/target/pgrx-install.log"
-  mkdir -p "$REPO_ROOT/target"
-  if ! (cd "$REPO_ROOT/extension" && cargo pgrx install --pg-config "$PG_BIN/pg_config" "${flag[@]}") >"$log" 2>&1; then
-    tail -n 40 "$log" >&2
-    die "extension install failed (log: $log)"
+# use_installation NAME: points PG_BIN at $PGWORLD_HOME/NAME/pg17, a copy of the PostgreSQL build
+# (PostgreSQL finds its files relative to its binaries, so a copied tree works as it is). The copy
+# is made again only when the build it came from changed.
+use_installation() {
+  local copy="$PGWORLD_HOME/$1/pg17" built
+  [[ -f "$PG17/.pgworld-built" ]] || die "PostgreSQL 17 is not built yet (run ./pgw setup)"
+  built="$(stat -c %Y "$PG17/.pgworld-built") $(cat "$PG17/.pgworld-built")"
+  if [[ $(cat "$copy/.pgworld-copied-from" 2>/dev/null || true) != "$built" ]]; then
+    step "PostgreSQL 17 installation for $1: $copy"
+    rm -rf "$copy.new" && mkdir -p "$(dirname "$copy")"
+    cp -a "$PG17" "$copy.new"
+    echo "$built" >"$copy.new/.pgworld-copied-from"
+    rm -rf "$copy" && mv "$copy.new" "$copy"
   fi
+  PG_INSTALL=$copy
+  PG_BIN="$copy/bin"
+}
+
+# install_extension PROFILE: builds the extension (release|debug) and installs it into the
+# installation use_installation chose. Files are packaged first and then moved in by rename, so a
+# backend that has the old library mapped keeps it intact and a new backend loads a whole file.
+install_extension() {
+  local profile=${1:-release} flag=() out built_lib built_share
+  [[ $profile == debug ]] && flag=(--debug)
+  [[ $PG_BIN != "$PG17/bin" ]] || die "install_extension needs use_installation first"
+  step "cargo pgrx package ($profile) into $PG_INSTALL"
+  out="$REPO_ROOT/target/pgrx-package/$(basename "$(dirname "$PG_INSTALL")")"
+  local log="$out.log"
+  mkdir -p "$REPO_ROOT/target/pgrx-package"
+  rm -rf "$out"
+  if ! (cd "$REPO_ROOT/extension" && cargo pgrx package --pg-config "$PG17/bin/pg_config" --out-dir "$out" "${flag[@]}") >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    die "extension build failed (log: $log)"
+  fi
+  # The package mirrors the build's paths; the files go to the same places in this installation.
+  built_lib=$("$PG17/bin/pg_config" --pkglibdir)
+  built_share=$("$PG17/bin/pg_config" --sharedir)/extension
+  install_by_rename "$out$built_lib"/pgworld*.so "$("$PG_BIN/pg_config" --pkglibdir)"
   # Released install scripts (frozen) and upgrade scripts, beside the one pgrx generates.
-  install -m 0644 "$REPO_ROOT"/extension/sql/pgworld--*.sql "$("$PG_BIN/pg_config" --sharedir)/extension/"
+  install_by_rename "$out$built_share"/pgworld* "$REPO_ROOT"/extension/sql/pgworld--*.sql "$("$PG_BIN/pg_config" --sharedir)/extension"
+}
+
+# install_by_rename FILE… DIR: each FILE into DIR through a temporary name and a rename.
+install_by_rename() {
+  local dir=${*: -1} f
+  for f in "${@:1:$#-1}"; do
+    [[ -f $f ]] || die "missing build output $f"
+    install -m 0644 "$f" "$dir/.$(basename "$f").new"
+    mv -f "$dir/.$(basename "$f").new" "$dir/$(basename "$f")"
+  done
 }
 
 # cluster_start DATADIR PORT: initdb once (as $PG_USER), then start on 127.0.0.1:PORT.

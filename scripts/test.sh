@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test tier, each with one job, against a real PostgreSQL 17 with the real extension:
+#   scripts   the set-up scripts themselves (the PostgreSQL source fetch against loopback mirrors)
 #   lint      cargo fmt --check, clippy -D warnings
 #   unit      pure rules (pgworld-core) and the dispatcher's own units
 #   pg_test   in-backend behaviour (cargo pgrx test)
@@ -13,10 +14,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TEST_PORT="${PGWORLD_TEST_PORT:-5499}"
 TEST_DATA="$PGWORLD_HOME/test/pgdata"
-TIERS="${TIERS:-lint unit pg_test regress integration wdk}"
+TIERS="${TIERS:-scripts lint unit pg_test regress integration wdk}"
 export PGWORLD_TEST_URL="postgres://postgres@127.0.0.1:$TEST_PORT/postgres"
-# For tests that run a private cluster (restarting PostgreSQL under load).
-export PGWORLD_PG_BIN="$PG_BIN"
 unset RUST_BACKTRACE
 
 want() { [[ " $TIERS " == *" $1 "* ]]; }
@@ -42,6 +41,12 @@ logged() {
 }
 declare -a SUMMARY=()
 tier_done() { SUMMARY+=("$1: passed"); ok "$1 passed"; }
+
+scripts_tier() {
+  step "scripts: the PostgreSQL 17 source fetch against Debian-shaped mirrors on loopback"
+  logged scripts bash "$REPO_ROOT/tests/scripts/pg17-source.test.sh"
+  tier_done scripts
+}
 
 lint() {
   step "lint: cargo fmt --check"
@@ -92,7 +97,7 @@ run_regress() {
   rm -rf "$out" && mkdir -p "$out"
   tests=$(cd "$REPO_ROOT/tests/regress/sql" && ls *.sql | sed 's/\.sql$//' | sort)
   # shellcheck disable=SC2086 # one argument per test name
-  if ! "$PG17/lib/postgresql/pgxs/src/test/regress/pg_regress" --use-existing --host=127.0.0.1 --port="$TEST_PORT" \
+  if ! "$PG_INSTALL/lib/postgresql/pgxs/src/test/regress/pg_regress" --use-existing --host=127.0.0.1 --port="$TEST_PORT" \
       --user=postgres --dbname="$db" --bindir="$PG_BIN" \
       --inputdir="$REPO_ROOT/tests/regress" --outputdir="$out" $tests | tee -a "$LOGS/regress.log"; then
     [[ -f "$out/regression.diffs" ]] && head -n 200 "$out/regression.diffs"
@@ -140,8 +145,32 @@ wdk() {
   tier_done wdk
 }
 
+# A `./pgw run` that is serving while the tests run must still serve afterwards: the tests use
+# installations, clusters and ports of their own. Checked with an event write through its façade.
+RUN_API_PORT=
+note_running_run() {
+  local pid_file="$PGWORLD_HOME/run/dispatcher.pid"
+  [[ -f $pid_file ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null || return 0
+  RUN_API_PORT=$(cat "$PGWORLD_HOME/run/api.port" 2>/dev/null || echo 3042)
+  ok "./pgw run is serving on :$RUN_API_PORT; it is checked again after the tests"
+}
+check_run_still_serves() {
+  [[ -n $RUN_API_PORT ]] || return 0
+  local status
+  status=$(curl -s -o "$LOGS/run-check.json" -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    -d '{"eventType":"run_created","eventData":{"deploymentId":"pgw-test-check","workflowName":"still-serving"}}' \
+    "http://127.0.0.1:$RUN_API_PORT/api/v1/apps/default/runs/null/events" || true)
+  [[ $status == 200 ]] || die "./pgw run stopped serving during the tests (event write answered ${status:-nothing}: $(cat "$LOGS/run-check.json" 2>/dev/null))"
+  ok "./pgw run still serves after the tests (event write answered 200)"
+}
+
 main() {
+  note_running_run
+  want scripts && scripts_tier
   bash "$REPO_ROOT/scripts/setup.sh"
+  use_installation test
+  # For tests that run a private cluster (restarting PostgreSQL under load).
+  export PGWORLD_PG_BIN="$PG_BIN"
   cd "$REPO_ROOT"
   want lint && lint
   want unit && unit
@@ -153,6 +182,7 @@ main() {
     want wdk && wdk
   fi
   ((${#SUMMARY[@]})) || die "no test tier ran (TIERS=$TIERS)"
+  check_run_still_serves
   echo
   printf '%s\n' "${SUMMARY[@]}"
   echo "tiers: ${#SUMMARY[@]} passed, 0 failed"

@@ -380,8 +380,13 @@ impl Planner<'_> {
             );
         };
         match run.status {
-            RunStatus::Running => self.finish(run, RunWrite::None, ChildWrite::None, vec![], self.reply(ReplyEvent::Null)),
-            s if s.is_terminal() => Err(terminal_gone(run)),
+            // Running: idempotent. Terminal: a late workflow message for a finished run. Both are
+            // answered with the run and no event, never an error, so every client (the
+            // @platformatic/world client turns any 410 into a generic error that the WDK runtime
+            // rethrows) sees the run's status and acknowledges the message.
+            s if s == RunStatus::Running || s.is_terminal() => {
+                self.finish(run, RunWrite::None, ChildWrite::None, vec![], self.reply(ReplyEvent::Null))
+            }
             _ => {
                 let mut next = run.clone();
                 next.status = RunStatus::Running;

@@ -379,3 +379,119 @@ async fn streams_write_read_and_live_read_while_writing() -> Result<()> {
     f.err(Method::GET, &format!("{APP}/streams/s?startIndex=abc"), None, 400, "WF_BAD_REQUEST").await?;
     Ok(())
 }
+
+/// A request's head and its body as they go on the wire.
+type RawRequest = (String, Vec<u8>);
+
+/// One HTTP/1.1 exchange on a raw keep-alive connection, sent the way a slow client sends it: the
+/// head and the first 64 KiB of the body, then the rest once the response has begun (or after a
+/// moment, for routes that answer only after the whole body). A server that answers early thus
+/// always sees a body that is not all there yet: the case where it cannot keep the connection.
+async fn exchange(stream: &mut tokio::net::TcpStream, head: String, body: Vec<u8>) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut reader, mut writer) = stream.split();
+    let (answered, mut answer_begun) = tokio::sync::oneshot::channel::<()>();
+    let first = body.len().min(64 * 1024);
+    let write = async {
+        // A server that closes after an early answer may reset the rest of the body.
+        let _ = writer.write_all(head.as_bytes()).await;
+        let _ = writer.write_all(&body[..first]).await;
+        if first < body.len() {
+            tokio::select! {
+                _ = &mut answer_begun => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            let _ = writer.write_all(&body[first..]).await;
+        }
+    };
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = reader.read(&mut chunk).await?;
+            ensure!(n > 0, "connection closed before the response head: {:?}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let _ = answered.send(());
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let status: u16 = head.get(9..12).context("status line")?.parse()?;
+        let length: usize =
+            head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse()).transpose()?.unwrap_or(0);
+        while buf.len() < end + length {
+            let n = reader.read(&mut chunk).await?;
+            ensure!(n > 0, "connection closed inside the response body");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        anyhow::Ok((status, head))
+    };
+    let ((), answer) = tokio::join!(write, read);
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_clients_can_always_send_their_next_request() -> Result<()> {
+    let db = TestDb::new().await?;
+    let f = Facade::start(&db, "facade-keepalive").await?;
+    let addr = f.base.trim_start_matches("http://").to_owned();
+    let request = |method: &str, path: &str, ct: &str, body: &[u8], chunked: bool| {
+        let framing = if chunked { "transfer-encoding: chunked".to_owned() } else { format!("content-length: {}", body.len()) };
+        let head = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {ct}\r\n{framing}\r\n\r\n");
+        let body = if chunked {
+            let mut out = Vec::new();
+            for part in body.chunks(64 * 1024) {
+                out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                out.extend_from_slice(part);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            out
+        } else {
+            body.to_vec()
+        };
+        (head, body)
+    };
+    let big = vec![b' '; 1024 * 1024 + 10];
+    let events = format!("{APP}/runs/wrun_x/events");
+    let huge = vec![b' '; 21 * 1024 * 1024];
+    // Over what the façade will read and discard: it must say Connection: close.
+    let enormous = vec![b' '; 40 * 1024 * 1024];
+    let cases: [(&str, RawRequest, u16); 7] = [
+        ("413, 21 MiB event (read and discarded)", request("POST", &events, "application/json", &huge, false), 413),
+        (
+            "413, 40 MiB on a 1 MiB route (connection closed)",
+            request("POST", &format!("{APP}/handlers"), "application/json", &enormous, false),
+            413,
+        ),
+        (
+            "413, declared length over the limit",
+            request("POST", &format!("{APP}/handlers"), "application/json", &big, false),
+            413,
+        ),
+        ("413, chunked body over the limit", request("POST", &format!("{APP}/handlers"), "application/json", &big, true), 413),
+        ("415", request("POST", &events, "text/plain", b"hello", false), 415),
+        ("400", request("POST", &events, "application/json", b"{not json", false), 400),
+        ("404 with an unread body", request("POST", "/api/v1/nope", "application/json", b"{\"a\": 1}", false), 404),
+    ];
+    let next = format!("GET /status HTTP/1.1\r\nhost: {addr}\r\n\r\n");
+    for (name, (head, body), want) in cases {
+        let mut conn = tokio::net::TcpStream::connect(&addr).await?;
+        let (status, response_head) = exchange(&mut conn, head, body).await.with_context(|| name.to_owned())?;
+        ensure!(status == want, "{name}: {status}");
+        let closes = response_head.contains("\r\nconnection: close");
+        ensure!(closes == name.contains("closed"), "{name}: {response_head}");
+        if closes {
+            // Told to close: the server must really close, and a new connection works.
+            use tokio::io::AsyncReadExt;
+            let mut rest = Vec::new();
+            let closed = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest)).await;
+            ensure!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{name}: the server said close but kept the connection");
+            conn = tokio::net::TcpStream::connect(&addr).await?;
+        }
+        let (status, _) = exchange(&mut conn, next.clone(), Vec::new()).await.with_context(|| format!("{name}: next request"))?;
+        ensure!(status == 200, "{name}: next request answered {status}");
+    }
+    Ok(())
+}

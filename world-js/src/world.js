@@ -2,13 +2,32 @@
 // The World object (world-adapter.md §3): every member is one transport call, with the
 // response restored (bytes, dates) and failures turned into WDK errors.
 import * as worldSpec from '@workflow/world';
-import { isDeploymentUnavailable, toWdkError } from './errors.js';
+import { PgWorldFailure, isDeploymentUnavailable, toWdkError } from './errors.js';
 import { createQueue, createQueueHandler } from './queue.js';
 import { registerHandlers, deregisterHandlers } from './handlers.js';
 import { base64, reviveEntity, reviveEventResult, revivePage } from './wire.js';
 
 /** The highest spec version pgworld serves (workflow.max_spec_version). */
 const SERVER_MAX_SPEC = 7;
+const FINISHED = new Set(['completed', 'failed', 'cancelled', 'expired']);
+
+/**
+ * The service answers `run_started` on a finished run with the run and no event (so that any
+ * client acknowledges a late message); the WDK's World contract wants RunExpiredError there.
+ * @param {any} data
+ * @param {any} result
+ */
+function expiredIfFinished(data, result) {
+  const run = result?.run;
+  if (data?.eventType === 'run_started' && result?.event == null && run && FINISHED.has(run.status)) {
+    const failure = new PgWorldFailure(410, `Run ${run.runId} is in terminal state: ${run.status}`, {
+      code: 'WF_RUN_EXPIRED',
+    });
+    throw toWdkError(failure, { subject: 'run', runId: run.runId });
+  }
+  return reviveEventResult(result);
+}
+
 /** Page size when the WDK asks for "all remaining events". */
 const ALL_EVENTS_PAGE = 1000;
 
@@ -129,7 +148,8 @@ export function buildWorld(transport, config) {
      * @param {any} [params]
      */
     create: async (runId, data, params = {}) =>
-      reviveEventResult(
+      expiredIfFinished(
+        data,
         await call(
           'event_create',
           {

@@ -4,6 +4,7 @@
 
 mod errors;
 mod health;
+mod keepalive;
 mod openapi;
 mod routes;
 mod streams;
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", axum::routing::get(openapi::document))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
+        .layer(axum::middleware::from_fn(keepalive::keep_connection_usable))
         .with_state(state)
 }
 

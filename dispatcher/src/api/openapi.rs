@@ -42,6 +42,7 @@ fn operation(route: &Route) -> Value {
     if route.access == Access::Admin {
         op["x-pgworld-access"] = json!("admin");
     }
+    op["x-pgworld-sql"] = json!(format!("workflow.{}", route.call.function()));
     op
 }
 
@@ -87,5 +88,34 @@ mod tests {
             }
         }
         assert!(doc["paths"]["/api/v1/apps/{appId}/queue"]["post"]["requestBody"]["content"]["application/cbor"].is_object());
+    }
+
+    /// docs/http-api.md's route table, row by row, is what `/openapi.json` serves: method, path,
+    /// who may call it, its SQL function and its success status.
+    #[test]
+    fn docs_http_api_matches_the_openapi_document() {
+        let doc = build();
+        let mut served = std::collections::BTreeSet::new();
+        for (path, methods) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in methods.as_object().into_iter().flatten() {
+                let access = if path.starts_with("/api/") { op["x-pgworld-access"].as_str().unwrap_or("app") } else { "none" };
+                let sql = op["x-pgworld-sql"].as_str().map_or("-".to_owned(), |f| format!("`{f}`"));
+                let ok =
+                    op["responses"].as_object().and_then(|r| r.keys().find(|k| *k != "default").cloned()).unwrap_or_default();
+                served.insert(format!("| `{}` | `{path}` | {access} | {sql} | {ok} |", method.to_uppercase()));
+            }
+        }
+        let text = include_str!("../../../docs/http-api.md");
+        let documented: std::collections::BTreeSet<String> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("| `GET`") || l.starts_with("| `POST`") || l.starts_with("| `PUT`") || l.starts_with("| `DELETE`")
+            })
+            .map(|l| l.splitn(7, " | ").take(5).collect::<Vec<_>>().join(" | ") + " |")
+            .collect();
+        let missing: Vec<_> = served.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&served).collect();
+        assert!(missing.is_empty() && stale.is_empty(), "docs/http-api.md: undocumented {missing:#?}, not served {stale:#?}");
+        assert!(served.len() > 30, "the document lists the routes");
     }
 }

@@ -25,6 +25,19 @@ pub enum Call {
     StreamRead,
 }
 
+impl Call {
+    /// The `workflow.*` function the route calls.
+    pub fn function(&self) -> &'static str {
+        match self {
+            Call::Function { function, .. } => function,
+            Call::Provision => "app_provision",
+            Call::Enqueue => "queue_enqueue",
+            Call::StreamPut => "stream_put",
+            Call::StreamRead => "stream_read",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Route {
     pub method: Method,

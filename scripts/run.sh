@@ -93,7 +93,7 @@ SQL
   ok "database pgworld has extension pgworld $(psql_at "$PG_PORT" pgworld -tAc "SELECT extversion FROM pg_extension WHERE extname = 'pgworld'")"
   if ! dispatcher_up; then
     step "starting pgworld-dispatcher on :$API_PORT"
-    nohup "$REPO_ROOT/target/release/pgworld-dispatcher" "$DB_URL" --port "$API_PORT" >>"$DISPATCHER_LOG" 2>&1 &
+    DATABASE_URL=$DB_URL nohup "$REPO_ROOT/target/release/pgworld-dispatcher" --port "$API_PORT" >>"$DISPATCHER_LOG" 2>&1 &
     echo $! >"$DISPATCHER_PID"
     echo "$API_PORT" >"$RUN_DIR/api.port"
     for _ in $(seq 50); do

@@ -61,12 +61,23 @@ fn bool_setting(env: &impl Fn(&str) -> Option<String>, name: &str, default: bool
     }
 }
 
-const USAGE: &str = "usage: pgworld-dispatcher <database-url> [--host HOST] [--port PORT]\n\
-                     (DATABASE_URL, HOST, PORT and PGWORLD_DB_POOL_SIZE may be set in the environment instead)";
+const USAGE: &str = "usage: DATABASE_URL=<url> pgworld-dispatcher [--host HOST] [--port PORT]\n\
+                     (or DATABASE_URL_FILE=<file holding the url>; the url may also be the first argument, \
+                     but then it shows in `ps`)";
 
 impl Config {
     pub fn from_env_and_args(env: impl Fn(&str) -> Option<String>, args: impl IntoIterator<Item = String>) -> Result<Config> {
-        let mut database_url = env("DATABASE_URL");
+        // A URL in a file (a mounted secret) keeps the password out of the environment and `ps`.
+        let mut database_url = match (env("DATABASE_URL"), env("DATABASE_URL_FILE")) {
+            (Some(url), _) => Some(url),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading DATABASE_URL_FILE {path:?}"))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
         let mut host = env("HOST").unwrap_or_else(|| "0.0.0.0".into());
         let mut port = env("PORT").unwrap_or_else(|| "3042".into());
         let mut args = args.into_iter();
@@ -150,6 +161,21 @@ mod tests {
         assert_eq!((c.listen.to_string().as_str(), c.pool_size), ("0.0.0.0:4000", 16));
         let c = cfg(&[("PORT", "4000")], &["postgres://b@h/db", "--host", "127.0.0.1", "--port", "5000"])?;
         assert_eq!((c.database_url.as_str(), c.listen.to_string().as_str()), ("postgres://b@h/db", "127.0.0.1:5000"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_database_url_can_come_from_a_file() -> Result<()> {
+        let path = std::env::temp_dir().join(format!("pgworld-url-{}", std::process::id()));
+        std::fs::write(&path, "postgres://from@file/db\n")?;
+        let file = path.to_string_lossy().into_owned();
+        let c = cfg(&[("DATABASE_URL_FILE", &file)], &[])?;
+        assert_eq!(c.database_url, "postgres://from@file/db");
+        let c = cfg(&[("DATABASE_URL_FILE", &file), ("DATABASE_URL", "postgres://env@h/db")], &[])?;
+        assert_eq!(c.database_url, "postgres://env@h/db");
+        std::fs::remove_file(&path)?;
+        let missing = cfg(&[("DATABASE_URL_FILE", &file)], &[]).map(|_| ()).unwrap_err();
+        assert!(format!("{missing:#}").contains("DATABASE_URL_FILE"), "{missing:#}");
         Ok(())
     }
 

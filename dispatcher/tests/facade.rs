@@ -136,6 +136,29 @@ async fn runs_events_steps_and_hooks_routes() -> Result<()> {
     let cancelled = f.ok(Method::POST, &format!("{r}/cancel"), Some(json!({"cancelReason": "test"})), 200).await?;
     ensure!(cancelled["status"] == "cancelled", "{cancelled}");
     f.ok(Method::POST, &format!("{r}/cancel"), None, 200).await?;
+    // A late workflow message for the finished run: the runtime's run_started is answered with
+    // the run and no event (the @platformatic/world client throws on every 4xx), and nothing is
+    // written. The same for a completed run.
+    let count = |v: &Value| v["data"].as_array().map(Vec::len);
+    let before = count(&f.ok(Method::GET, &format!("{r}/events?limit=1000"), None, 200).await?);
+    let late = f.ok(Method::POST, &format!("{r}/events"), Some(json!({"eventType": "run_started"})), 200).await?;
+    ensure!(late["event"].is_null() && late["run"]["status"] == "cancelled" && late["run"]["runId"] == run, "{late}");
+    ensure!(count(&f.ok(Method::GET, &format!("{r}/events?limit=1000"), None, 200).await?) == before, "nothing appended");
+    let done = f
+        .ok(
+            Method::POST,
+            &format!("{APP}/runs/null/events"),
+            Some(json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "late"}})),
+            200,
+        )
+        .await?["run"]["runId"]
+        .clone();
+    let d = format!("{APP}/runs/{}", done.as_str().context("run id")?);
+    f.ok(Method::POST, &format!("{d}/events"), Some(json!({"eventType": "run_started"})), 200).await?;
+    f.ok(Method::POST, &format!("{d}/events"), Some(json!({"eventType": "run_completed", "eventData": {"output": "ok"}})), 200)
+        .await?;
+    let late = f.ok(Method::POST, &format!("{d}/events"), Some(json!({"eventType": "run_started"})), 200).await?;
+    ensure!(late["event"].is_null() && late["run"]["status"] == "completed" && late["run"]["output"] == "ok", "{late}");
     f.err(Method::POST, &format!("{APP}/runs/missing/cancel"), None, 404, "WF_RUN_NOT_FOUND").await?;
     f.err(Method::GET, &format!("{APP}/workflows/wf/template"), None, 404, "WF_NO_COMPLETED_RUN").await?;
     f.err(Method::POST, &format!("{APP}/runs/null/events"), Some(json!({"eventType": "nope"})), 400, "WF_BAD_REQUEST").await?;

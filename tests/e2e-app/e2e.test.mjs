@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { APP_DIR, call, createDatabase, startApp, startDispatcher, waitFor } from './lib/harness.mjs';
 
 const RESULT_TIMEOUT = 60_000;
@@ -17,6 +18,36 @@ async function result(app, runId) {
 
 async function events(app, runId) {
   return (await call('GET', `${app.url}/runs/${runId}/events`)).data;
+}
+
+/**
+ * Queues a workflow message for a run that has already finished (what a late wake-up does), as
+ * the WDK queues one, and returns the message's row once it settles.
+ */
+async function lateWorkflowMessage(db, runId) {
+  const c = new pg.Client({ connectionString: db.superUrl });
+  await c.connect();
+  try {
+    await c.query(`SELECT set_config('workflow.app_id', 'default', false)`);
+    const {
+      rows: [run],
+    } = await c.query('SELECT workflow_name, deployment_id, event_count FROM workflow.runs WHERE run_id = $1', [runId]);
+    const message = { queueName: `__wkf_workflow_${run.workflow_name}`, message: { runId }, deploymentId: run.deployment_id };
+    const {
+      rows: [queued],
+    } = await c.query(`SELECT workflow.queue_enqueue('{}', $1::jsonb) ->> 'messageId' AS id`, [JSON.stringify(message)]);
+    const id = Number(queued.id.replace(/^msg_/, ''));
+    const settled = await waitFor(`message ${queued.id} settles`, async () => {
+      const { rows } = await c.query(`SELECT state, attempts FROM workflow.messages WHERE id = $1 AND state IN ('delivered', 'dead')`, [id]);
+      return rows[0];
+    });
+    const {
+      rows: [after],
+    } = await c.query('SELECT event_count FROM workflow.runs WHERE run_id = $1', [runId]);
+    return { ...settled, eventsBefore: run.event_count, eventsAfter: after.event_count };
+  } finally {
+    await c.end();
+  }
 }
 
 async function run(app, file, workflow, args) {
@@ -54,9 +85,11 @@ for (const transport of ['http', 'sql']) {
       app = await s.pod('v1', { transport });
     });
 
+    const finished = {};
     test('sequential and parallel steps', async () => {
       const id = await run(app, 'features', 'arithmetic', [4]);
       assert.deepEqual(await result(app, id), { status: 'completed', value: { a: 5, b: 10, c: 15 } });
+      finished.completed = id;
     });
 
     test('sleep is a deferred delivery', async () => {
@@ -130,6 +163,15 @@ for (const transport of ['http', 'sql']) {
       await waitFor('the hour-long sleep', async () => (await events(app, id)).some((e) => e.eventType === 'wait_created'));
       assert.deepEqual(await call('POST', `${app.url}/runs/${id}/cancel`), { status: 'cancelled' });
       assert.equal((await result(app, id)).status, 'cancelled');
+      finished.cancelled = id;
+    });
+
+    test('a late workflow message for a finished run is acknowledged on its first delivery', async () => {
+      for (const status of ['completed', 'cancelled']) {
+        assert.ok(finished[status], `the ${status} run of the tests above`);
+        const late = await lateWorkflowMessage(s.db, finished[status]);
+        assert.deepEqual(late, { state: 'delivered', attempts: 1, eventsBefore: late.eventsBefore, eventsAfter: late.eventsBefore }, status);
+      }
     });
   });
 }

@@ -28,7 +28,9 @@ impl DispatcherProc {
         let log = log_dir().join(format!("{name}-{port}.log"));
         let file = std::fs::File::create(&log)?;
         let mut cmd = Command::new(bin);
-        cmd.args([database_url, "--host", "127.0.0.1", "--port", &port.to_string()])
+        // From the environment, as in production: a URL argument would show in `ps`.
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info,pgworld_dispatcher=debug")
             .env("PGWORLD_POLL_INTERVAL_MS", "200")
             .env("PGWORLD_MAINTENANCE_INTERVAL_S", "3600")

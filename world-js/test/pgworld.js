@@ -173,8 +173,8 @@ export async function startDispatcher(db, { port, env = {} } = {}) {
   if (!bin) throw new Error('PGWORLD_DISPATCHER_BIN must name the pgworld-dispatcher binary');
   const p = port ?? (await freePort());
   const url = `http://127.0.0.1:${p}`;
-  const proc = new Proc(`dispatcher-${db.name}-${p}`, bin, [db.dispatcherUrl, '--host', '127.0.0.1', '--port', String(p)], {
-    env: { RUST_LOG: 'info', PGWORLD_METRICS_PORT: '0', ...env },
+  const proc = new Proc(`dispatcher-${db.name}-${p}`, bin, ['--host', '127.0.0.1', '--port', String(p)], {
+    env: { DATABASE_URL: db.dispatcherUrl, RUST_LOG: 'info', PGWORLD_METRICS_PORT: '0', ...env },
     ready: () => waitFor(`${url}/ready`, async () => (await fetch(`${url}/ready`)).ok).then(() => undefined),
   });
   await proc.start();

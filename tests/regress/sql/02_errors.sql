@@ -41,10 +41,13 @@ SELECT workflow.event_create('wrun_e', '{}', '{"eventType":"step_retrying","corr
 SELECT workflow.event_create('wrun_e', '{}', '{"eventType":"step_started","correlationId":"s1"}');
 \echo :LAST_ERROR_SQLSTATE
 
--- 410 and 409 on a terminal run
+-- A terminal run: a late run_started answers the run with no event and appends nothing; other
+-- run events are 409
 SELECT workflow.event_create('wrun_e', '{}', '{"eventType":"run_failed","eventData":{"error":{"message":"boom"},"errorCode":"USER_ERROR"}}') -> 'run' ->> 'status' AS status;
-SELECT workflow.event_create('wrun_e', '{}', '{"eventType":"run_started"}');
-\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS events_before FROM workflow.events WHERE run_id = 'wrun_e';
+SELECT r -> 'event' AS event, r -> 'run' ->> 'status' AS status
+  FROM workflow.event_create('wrun_e', '{}', '{"eventType":"run_started"}') AS r;
+SELECT count(*) AS events_after FROM workflow.events WHERE run_id = 'wrun_e';
 SELECT workflow.event_create('wrun_e', '{}', '{"eventType":"run_cancelled"}');
 \echo :LAST_ERROR_SQLSTATE
 

@@ -36,15 +36,15 @@ build_pg17() {
   fi
   fetch_pg17_source
   local tarball=$PG_TARBALL build="$PGWORLD_HOME/build"
-  step "building PostgreSQL 17 from $(basename "$tarball") (about 5 minutes on 2 cores)"
+  step "building PostgreSQL 17 from $(basename "$tarball") (about 5 minutes on 2 cores; contrib is not needed)"
   rm -rf "$build" && mkdir -p "$build"
   tar -xjf "$tarball" -C "$build" --strip-components=1
   (
     cd "$build"
     ./configure --prefix="$PG17" --without-icu --enable-debug >"$build/configure.log" 2>&1
-    make -s -j"$(nproc)" world-bin >"$build/make.log" 2>&1
-    make -s install-world-bin >"$build/install.log" 2>&1
-    # pg_isolation_regress drives the multi-session race specs; it is not part of install-world-bin.
+    make -s -j"$(nproc)" >"$build/make.log" 2>&1
+    make -s install >"$build/install.log" 2>&1
+    # pg_isolation_regress drives the multi-session race specs; `make install` leaves it out.
     make -s -C src/test/isolation >>"$build/make.log" 2>&1
     install -m 755 src/test/isolation/pg_isolation_regress src/test/isolation/isolationtester "$PG17/lib/postgresql/pgxs/src/test/regress/"
   ) || { tail -n 40 "$build"/*.log >&2; die "PostgreSQL 17 build failed (logs in $build)"; }
@@ -52,13 +52,30 @@ build_pg17() {
   rm -rf "$build"
 }
 
-install_cargo_pgrx() {
+# cargo-pgrx compiles while PostgreSQL builds: both are long, and running them side by side
+# fills the gaps each leaves on two cores (configure, linking), so the cold path is shorter.
+PGRX_JOB=
+start_cargo_pgrx_install() {
   if cargo pgrx --version 2>/dev/null | grep -q "0.18.0"; then
     ok "cargo-pgrx 0.18.0 present"
     return
   fi
-  step "cargo install cargo-pgrx 0.18.0 (about 7 minutes, once)"
-  cargo install cargo-pgrx --version 0.18.0 --locked --quiet
+  step "cargo install cargo-pgrx 0.18.0 (about 7 minutes, once; beside the PostgreSQL build)"
+  mkdir -p "$PGWORLD_HOME"
+  cargo install cargo-pgrx --version 0.18.0 --locked --quiet >"$PGWORLD_HOME/cargo-pgrx-install.log" 2>&1 &
+  PGRX_JOB=$!
+  trap '[[ -n $PGRX_JOB ]] && kill "$PGRX_JOB" 2>/dev/null' EXIT
+}
+
+finish_cargo_pgrx_install() {
+  [[ -n $PGRX_JOB ]] || return 0
+  if ! wait "$PGRX_JOB"; then
+    PGRX_JOB=
+    tail -n 40 "$PGWORLD_HOME/cargo-pgrx-install.log" >&2
+    die "cargo install cargo-pgrx failed (log: $PGWORLD_HOME/cargo-pgrx-install.log)"
+  fi
+  PGRX_JOB=
+  ok "cargo-pgrx 0.18.0 installed"
 }
 
 pgrx_init() {
@@ -73,8 +90,9 @@ pgrx_init() {
 
 main() {
   install_debian_packages
+  start_cargo_pgrx_install
   build_pg17
-  install_cargo_pgrx
+  finish_cargo_pgrx_install
   pgrx_init
   ok "toolchain ready"
 }

@@ -71,10 +71,7 @@ impl Config {
         let mut database_url = match (env("DATABASE_URL"), env("DATABASE_URL_FILE")) {
             (Some(url), _) => Some(url),
             (None, Some(path)) => Some(
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading DATABASE_URL_FILE {path:?}"))?
-                    .trim()
-                    .to_owned(),
+                std::fs::read_to_string(&path).with_context(|| format!("reading DATABASE_URL_FILE {path:?}"))?.trim().to_owned(),
             ),
             (None, None) => None,
         };

@@ -1,4 +1,4 @@
--- pgworld API (0.2.0): row-level security, the public functions and their privileges.
+-- pgworld API (0.3.0): row-level security, the public functions and their privileges.
 -- Loaded last (finalize), after the Rust functions it wraps exist.
 
 -- Raises an error envelope {"$error": {sqlstate, message, detail, hint}} produced by the Rust
@@ -148,5 +148,25 @@ GRANT EXECUTE ON FUNCTION
   k8s_identity(text, text), app_exists(text), metrics()
 TO pgworld_service;
 
--- Every installation starts with the single-tenant app.
-SELECT workflow._ok(workflow._app_create('default'));
+-- Logical backups (0.3.0): pg_dump and pg_restore carry every tenant row, secrets byte for byte,
+-- and the identity counters, so a restored database goes on where the dump left off. This is why
+-- the install script creates no app: a restore's CREATE EXTENSION must leave nothing for the
+-- dumped rows to collide with (the dispatcher provisions its single-tenant app itself).
+-- notify_gate is left out on purpose: a restored database makes its own.
+DO $dump$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['applications', 'app_secrets', 'app_roles', 'quotas', 'run_counters',
+                           'deployment_versions', 'runs', 'events', 'steps', 'hooks', 'waits',
+                           'handlers', 'messages', 'message_bodies', 'queue_rate', 'streams',
+                           'stream_chunks', 'k8s_bindings'] LOOP
+    PERFORM pg_catalog.pg_extension_config_dump(format('workflow.%I', t)::regclass, '');
+  END LOOP;
+  FOR t IN SELECT pg_catalog.pg_get_serial_sequence(format('workflow.%I', c.relname), a.attname)
+             FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+            WHERE c.relnamespace = 'workflow'::regnamespace AND a.attidentity <> '' ORDER BY 1 LOOP
+    PERFORM pg_catalog.pg_extension_config_dump(t::regclass, '');
+  END LOOP;
+END
+$dump$;

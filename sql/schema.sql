@@ -1,4 +1,4 @@
--- pgworld schema (0.2.0): tables and indexes. Loaded first (bootstrap) by the extension script.
+-- pgworld schema (0.3.0): tables and indexes. Loaded first (bootstrap) by the extension script.
 -- Every tenant table leads its keys with application_id; row-level security (api.sql) restricts
 -- each to the current app. "Active" lookups use partial indexes so they never scan history.
 
@@ -303,3 +303,13 @@ CREATE TABLE k8s_bindings (
     PRIMARY KEY (application_id, namespace, service_account)
 );
 CREATE INDEX k8s_bindings_identity_idx ON k8s_bindings (namespace, service_account);
+
+-- The row enqueues lock to share their NOTIFY pings (a lock no client role can take), and the key
+-- that makes live-stream pings opaque: a ping carries HMAC(key, app id:stream name), never the name
+-- or the app, since any role may LISTEN. Not in backups: a restored database makes its own key.
+CREATE TABLE notify_gate (
+    only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    stream_key bytea NOT NULL CHECK (length(stream_key) = 32)
+);
+INSERT INTO notify_gate (stream_key)
+VALUES (sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || clock_timestamp()::text, 'UTF8')));

@@ -14,9 +14,33 @@ pub fn run_key(secret: &[u8], run_id: &str) -> [u8; 32] {
     key
 }
 
+/// The opaque channel of a stream's NOTIFY pings: a keyed hash of the app and the stream name, as
+/// 32 hex digits. Any role can LISTEN; without `key` nobody can tell which stream a ping is for.
+pub fn stream_channel(key: &[u8], app: i32, name: &str) -> String {
+    let mut out = [0u8; 16];
+    let identity = format!("{app}:{name}");
+    // 16 bytes is far below HKDF-SHA256's output limit, so expand cannot fail.
+    let _ = Hkdf::<Sha256>::new(Some(b"pgworld-stream-channel"), key).expand(identity.as_bytes(), &mut out);
+    out.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_channels_are_opaque_stable_and_distinct() {
+        let key = [9u8; 32];
+        let c = stream_channel(&key, 3, "customer-42-invoice-stream");
+        assert_eq!(c.len(), 32);
+        assert!(c.bytes().all(|b| b.is_ascii_hexdigit()) && !c.contains("customer"), "{c}");
+        assert_eq!(c, stream_channel(&key, 3, "customer-42-invoice-stream"), "stable");
+        assert_ne!(c, stream_channel(&key, 4, "customer-42-invoice-stream"), "per app");
+        assert_ne!(c, stream_channel(&key, 3, "customer-42-invoice-streaM"), "per name");
+        assert_ne!(c, stream_channel(&[8u8; 32], 3, "customer-42-invoice-stream"), "per key");
+        // App 3 with "4:x" and app 34 with "x" hash different inputs ("3:4:x", "34:x").
+        assert_ne!(stream_channel(&key, 3, "4:x"), stream_channel(&key, 34, "x"));
+    }
 
     #[test]
     fn matches_the_spec_test_vector() {

@@ -1,4 +1,4 @@
-//! Fans `pgworld_stream` pings (`<application_id>:<name>`) out to the live stream reads of this
+//! Fans `pgworld_stream` pings (each stream's opaque channel, from `stream_state`) out to the live stream reads of this
 //! replica. A reader subscribes before reading, so a write committed in between is never missed.
 
 use std::collections::HashMap;
@@ -11,7 +11,7 @@ pub struct StreamHub {
 }
 
 impl StreamHub {
-    /// A wake-up for stream `key` (`<application_id>:<name>`); dropping it unsubscribes.
+    /// A wake-up for the stream whose pings carry `key`; dropping it unsubscribes.
     pub fn subscribe(&self, key: String) -> Arc<Notify> {
         let n = Arc::new(Notify::new());
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);

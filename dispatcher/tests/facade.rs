@@ -217,6 +217,21 @@ async fn queue_handlers_keys_versions_quotas_and_apps_routes() -> Result<()> {
     .await?;
     f.err(Method::POST, &format!("{APP}/queue"), Some(json!({"message": 2})), 400, "WF_BAD_REQUEST").await?;
     ensure!(f.ok(Method::DELETE, &format!("{APP}/handlers/p1"), None, 200).await? == json!({"deregistered": true}));
+    ensure!(
+        f.ok(Method::DELETE, &format!("{APP}/handlers/p1"), None, 200).await? == json!({"deregistered": false}),
+        "no longer registered"
+    );
+    let long = "v".repeat(2049);
+    let refused = f
+        .err(
+            Method::POST,
+            "/api/v1/versions/notify",
+            Some(json!({"applicationId": "default", "deploymentVersion": long, "status": "draining"})),
+            400,
+            "WF_BAD_REQUEST",
+        )
+        .await?;
+    ensure!(refused["message"] == "deploymentVersion must be at most 2048 bytes", "{refused}");
 
     let key = f.ok(Method::GET, &format!("{APP}/encryption-key?runId=wrun_1"), None, 200).await?;
     ensure!(key["key"].as_str().map(str::len) == Some(44), "{key}");

@@ -303,10 +303,16 @@ pub fn create_event(run_id: &str, body: Value) -> WfResult<Value> {
     events::event_create(run_id, &json!({"$payload": "envelope"}), &body)
 }
 
+/// The lease ids of an argument array; a NULL element names no lease.
+fn held(lease_ids: &Array<'_, Uuid>) -> Vec<Uuid> {
+    lease_ids.iter().flatten().collect()
+}
+
 /// `workflow.dispatch_renew(lease_ids, lease_seconds)`: extends the leases still held; returns
 /// how many were.
 #[pg_extern(volatile, parallel_unsafe, name = "_dispatch_renew")]
-fn dispatch_renew(lease_ids: Vec<Uuid>, lease_seconds: f64) -> i64 {
+fn dispatch_renew(lease_ids: Array<'_, Uuid>, lease_seconds: f64) -> i64 {
+    let lease_ids = held(&lease_ids);
     let lease_seconds = if lease_seconds.is_finite() { lease_seconds.clamp(0.1, 86_400.0) } else { 60.0 };
     tenancy::with_cross_app(|| {
         Spi::connect_mut(|c| {
@@ -324,7 +330,8 @@ fn dispatch_renew(lease_ids: Vec<Uuid>, lease_seconds: f64) -> i64 {
 /// `workflow.dispatch_delivered(lease_ids)`: plain 2xx outcomes in one statement, the hot path
 /// of a busy dispatcher. Leases no longer held are skipped, as in `dispatch_complete`.
 #[pg_extern(volatile, parallel_unsafe, name = "_dispatch_delivered")]
-fn dispatch_delivered(lease_ids: Vec<Uuid>) -> i64 {
+fn dispatch_delivered(lease_ids: Array<'_, Uuid>) -> i64 {
+    let lease_ids = held(&lease_ids);
     tenancy::with_cross_app(|| {
         Spi::connect_mut(|c| {
             db::update(

@@ -18,6 +18,7 @@ mod ffi;
 mod guc;
 mod keys;
 mod maint;
+mod pings;
 mod queue;
 mod quotas;
 mod reads;

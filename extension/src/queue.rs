@@ -1,7 +1,7 @@
 //! Enqueue, dead letters and the messages pgworld writes itself (spec/queue.md §4, §10, §11).
 
 use crate::db::{self, OrInternal, Row};
-use crate::{ffi, guc, tenancy};
+use crate::{ffi, tenancy};
 use pgrx::datum::JsonB;
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
@@ -27,20 +27,9 @@ pub fn parse_public_id(s: &str) -> Option<i64> {
     digits.parse().ok().filter(|n| *n > 0)
 }
 
-/// A ping on `pgworld_queue`, delivered at commit and folded with others of the transaction.
-///
-/// Committing a NOTIFY serializes on a database-wide lock, so concurrent enqueuers share pings:
-/// a transaction skips its own while another one that will ping is still open (it holds the
-/// advisory lock until its commit). A skipped ping costs latency at most, never a message:
-/// dispatchers also poll, and a busy queue pings constantly.
+/// A wake-up for dispatchers at commit (see `pings`).
 pub fn notify(c: &mut SpiClient<'_>) {
-    if guc::NOTIFY.get() {
-        db::update(
-            c,
-            "SELECT pg_catalog.pg_notify('pgworld_queue', '') WHERE pg_catalog.pg_try_advisory_xact_lock(-7244063581427349337)",
-            &[],
-        );
-    }
+    crate::pings::queue(c);
 }
 
 pub fn version_expired(c: &SpiClient<'_>, app: i32, version: &str) -> bool {

@@ -1,8 +1,8 @@
 //! Streams (spec/streams.md): ordered byte chunks per (app, name) with a close marker. Writes
-//! serialize on the stream row; each write and close pings `pgworld_stream` with `<app>:<name>`.
+//! serialize on the stream row; each write and close pings `pgworld_stream` (see `pings`).
 
 use crate::db::{self, Row};
-use crate::{guc, tenancy};
+use crate::tenancy;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
@@ -71,9 +71,7 @@ fn write(run_id: &str, name: &str, chunks: Vec<Vec<u8>>, close: bool) -> WfResul
 }
 
 fn notify(c: &mut SpiClient<'_>, app: i32, name: &str) {
-    if guc::NOTIFY.get() {
-        db::update(c, "SELECT pg_catalog.pg_notify('pgworld_stream', $1)", &[format!("{app}:{name}").into()]);
-    }
+    crate::pings::stream(c, app, name);
 }
 
 /// (exists, chunk count, closed) of a stream of the current app.
@@ -87,13 +85,14 @@ fn state_of(c: &SpiClient<'_>, app: i32, name: &str) -> (bool, i64, bool) {
     .map_or((false, 0, false), |r| (true, r.bigint(1), r.boolean(2).unwrap_or(false)))
 }
 
-/// `workflow.stream_state(name)`: `{exists, count, closed, app}`; `app` lets a live reader match
-/// `pgworld_stream` pings, which carry the internal app id.
+/// `workflow.stream_state(name)`: `{exists, count, closed, app, channel}`; `channel` is what the
+/// stream's `pgworld_stream` pings carry, so a live reader knows which pings are its own.
 pub fn state(name: &str) -> WfResult<Value> {
     let app = tenancy::current_app()?;
     Spi::connect(|c| {
         let (exists, count, closed) = state_of(c, app, name);
-        Ok(json!({"exists": exists, "count": count, "closed": closed, "app": app}))
+        let channel = crate::pings::stream_channel(c, app, name);
+        Ok(json!({"exists": exists, "count": count, "closed": closed, "app": app, "channel": channel}))
     })
 }
 

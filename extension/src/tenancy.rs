@@ -12,7 +12,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 thread_local! {
-    // Apps are never deleted or renamed, so label → id can be kept for the backend's life.
+    // Apps are never deleted or renamed, so label → id can be kept for the backend's life, once
+    // the app's row is committed (see `find_label`).
     static APP_IDS: RefCell<HashMap<String, i32>> = RefCell::new(HashMap::new());
     // Set only while an admin or maintenance function works across apps; read by the RLS policies.
     // It is backend memory, not a setting, so no client can turn it on.
@@ -84,50 +85,71 @@ pub fn current_app() -> WfResult<i32> {
     if let Some(app) = hit {
         return Ok(app);
     }
-    let app = resolve(role, label.as_deref())?;
-    RESOLVED.with(|r| *r.borrow_mut() = Some(Resolved { xid, role, label, app }));
+    let (app, settled) = resolve(role, label.as_deref())?;
+    if settled {
+        RESOLVED.with(|r| *r.borrow_mut() = Some(Resolved { xid, role, label, app }));
+    }
     Ok(app)
+}
+
+/// True unless the row with this `xmin` was written by the running transaction or one of its
+/// subtransactions: such a row (an app provisioned, a role granted) can still roll back, and an
+/// id cached from it would let later calls write under an app that does not exist.
+fn settled(xmin: &str) -> bool {
+    !xmin.parse::<u32>().is_ok_and(ffi::is_current_transaction)
 }
 
 /// The lookups read the role map as the tables' owner, whoever calls (a policy runs as the
 /// reading role). Operators are schema-qualified so the caller's search_path cannot redirect them.
-fn resolve(role: pg_sys::Oid, label: Option<&str>) -> WfResult<i32> {
+/// Returns the app and whether that answer may be cached.
+fn resolve(role: pg_sys::Oid, label: Option<&str>) -> WfResult<(i32, bool)> {
     let owner = ffi::role_oid(c"pgworld_owner").ok_or_else(|| WfError::new(Code::Unauthorized, "pgworld roles are missing"))?;
     if role_has(c"pgworld_service") {
         let label = label.ok_or_else(|| WfError::new(Code::Unauthorized, "workflow.app_id is not set for this transaction"))?;
-        return ffi::as_role(owner, || Spi::connect(|c| lookup_label(c, label))).ok_or_else(|| app_not_found(label));
+        return ffi::as_role(owner, || Spi::connect(|c| find_label(c, label))).ok_or_else(|| app_not_found(label));
     }
     let mapped = ffi::as_role(owner, || {
         Spi::connect(|c| {
             db::select(
                 c,
-                "SELECT m.application_id, a.label FROM workflow.app_roles m JOIN workflow.applications a \
-                 ON a.application_id OPERATOR(pg_catalog.=) m.application_id WHERE m.role_oid OPERATOR(pg_catalog.=) $1",
+                "SELECT m.application_id, a.label, m.xmin::text, a.xmin::text FROM workflow.app_roles m \
+                 JOIN workflow.applications a ON a.application_id OPERATOR(pg_catalog.=) m.application_id \
+                 WHERE m.role_oid OPERATOR(pg_catalog.=) $1",
                 &[role.into()],
             )
             .next()
-            .map(|r| (r.int(1), r.text(2)))
+            .map(|r| (r.int(1), r.text(2), settled(&r.text(3)) && settled(&r.text(4))))
         })
     });
     match mapped {
-        Some((id, mapped_label)) => match label {
+        Some((id, mapped_label, settled)) => match label {
             Some(l) if l != mapped_label => Err(WfError::new(Code::Forbidden, "Forbidden: app ID mismatch")),
-            _ => Ok(id),
+            _ => Ok((id, settled)),
         },
         None => Err(WfError::new(Code::Unauthorized, format!("role {} is not mapped to an application", ffi::role_name(role)))),
     }
 }
 
-pub fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
+/// The app id for `label`, and whether it is committed (and so cached).
+fn find_label(c: &SpiClient<'_>, label: &str) -> Option<(i32, bool)> {
     if let Some(id) = APP_IDS.with(|m| m.borrow().get(label).copied()) {
-        return Some(id);
+        return Some((id, true));
     }
-    let id =
-        db::select(c, "SELECT application_id FROM workflow.applications WHERE label OPERATOR(pg_catalog.=) $1", &[label.into()])
-            .next()
-            .map(|r| r.int(1))?;
-    APP_IDS.with(|m| m.borrow_mut().insert(label.to_owned(), id));
-    Some(id)
+    let (id, settled) = db::select(
+        c,
+        "SELECT application_id, xmin::text FROM workflow.applications WHERE label OPERATOR(pg_catalog.=) $1",
+        &[label.into()],
+    )
+    .next()
+    .map(|r| (r.int(1), settled(&r.text(2))))?;
+    if settled {
+        APP_IDS.with(|m| m.borrow_mut().insert(label.to_owned(), id));
+    }
+    Some((id, settled))
+}
+
+pub fn lookup_label(c: &SpiClient<'_>, label: &str) -> Option<i32> {
+    find_label(c, label).map(|(id, _)| id)
 }
 
 pub fn require_admin() -> WfResult<()> {

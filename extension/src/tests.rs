@@ -6,7 +6,9 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
+/// A fresh install holds no app: provision `default` and act for it.
 fn as_default_app() {
+    Spi::run(r#"SELECT workflow.app_provision('{"appId":"default"}')"#).expect("provisioning works");
     Spi::run("SET LOCAL workflow.app_id = 'default'").expect("SET LOCAL works");
 }
 
@@ -21,7 +23,10 @@ fn create_run(id: &str) {
 }
 
 #[pg_test]
-fn default_app_exists_with_a_secret_and_quota_counters() {
+fn a_fresh_install_holds_no_app_and_provisioning_makes_one_whole() {
+    // Nothing for a restore's rows to collide with (logical backups).
+    assert_eq!(Spi::get_one::<i64>("SELECT count(*) FROM workflow.applications"), Ok(Some(0)));
+    as_default_app();
     let secret_len = Spi::get_one::<i32>(
         "SELECT length(s.secret) FROM workflow.app_secrets s JOIN workflow.applications a USING (application_id) WHERE a.label = 'default'",
     );
@@ -30,6 +35,16 @@ fn default_app_exists_with_a_secret_and_quota_counters() {
         "SELECT count(*) FROM workflow.run_counters c JOIN workflow.applications a USING (application_id) WHERE a.label = 'default'",
     );
     assert_eq!(shards, Ok(Some(9)));
+}
+
+#[pg_test]
+fn every_table_but_the_notify_gate_and_every_identity_counter_is_in_logical_backups() {
+    let missing = Spi::get_one::<i64>(
+        "SELECT count(*) FROM pg_class c WHERE c.relnamespace = 'workflow'::regnamespace AND c.relkind IN ('r', 'S') \
+           AND c.relname <> 'notify_gate' \
+           AND c.oid <> ALL (SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'pgworld')",
+    );
+    assert_eq!(missing, Ok(Some(0)));
 }
 
 #[pg_test]

@@ -50,7 +50,8 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
     }
     Spi::connect_mut(|c| {
         // Registrations of one app serialize, so the service-scoped rules see a stable set.
-        db::update(c, "SELECT pg_advisory_xact_lock(hashtext('pgworld.handlers'), $1)", &[app.into()]);
+        // On the app's row, not an advisory lock: any role can take advisory locks, none can lock this row.
+        lock_app(c, app);
         if q::version_expired(c, app, &version) {
             return Err(q::expired_error(&version));
         }
@@ -104,8 +105,13 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
 pub fn handler_deregister(pod_id: &str) -> WfResult<Value> {
     let app = tenancy::current_app()?;
     Spi::connect_mut(|c| {
-        db::update(c, "DELETE FROM workflow.handlers WHERE application_id = $1 AND pod_id = $2", &[app.into(), pod_id.into()]);
-        Ok(json!({"deregistered": true}))
+        // Idempotent (200 either way); the answer says whether the pod was registered.
+        let removed = db::update_any(
+            c,
+            "DELETE FROM workflow.handlers WHERE application_id = $1 AND pod_id = $2 RETURNING 1",
+            &[app.into(), pod_id.into()],
+        );
+        Ok(json!({"deregistered": removed}))
     })
 }
 
@@ -231,6 +237,10 @@ pub fn version_notify(body: &Value) -> WfResult<Value> {
     let label = text_field(b, "applicationId")?.ok_or_else(|| WfError::bad_request(required))?;
     let version = match b.get("deploymentVersion") {
         Some(Value::String(s)) if s.len() <= queue::MAX_DEPLOYMENT_ID_BYTES => s.clone(),
+        Some(Value::String(_)) => {
+            let most = queue::MAX_DEPLOYMENT_ID_BYTES;
+            return Err(WfError::bad_request(format!("deploymentVersion must be at most {most} bytes")));
+        }
         _ => return Err(WfError::bad_request(required)),
     };
     let status = match b.get("status") {
@@ -243,7 +253,7 @@ pub fn version_notify(body: &Value) -> WfResult<Value> {
             if status == VersionStatus::Expired {
                 expire(c, app, &version);
             } else {
-                db::update(c, "SELECT pg_advisory_xact_lock(hashtext('pgworld.versions'), $1)", &[app.into()]);
+                lock_app(c, app);
                 if version_status_of(c, app, &version) == VersionStatus::Expired {
                     return Err(WfError::new(Code::VersionStillExpired, format!("Deployment version {version} is expired")));
                 }
@@ -314,4 +324,9 @@ pub fn quotas_put(body: &Value) -> WfResult<Value> {
         m.remove("isDefault");
     }
     Ok(effective)
+}
+
+/// Serializes handler registrations and version changes of one app until commit.
+fn lock_app(c: &mut SpiClient<'_>, app: i32) {
+    db::update(c, "SELECT 1 FROM workflow.applications WHERE application_id = $1 FOR NO KEY UPDATE", &[app.into()]);
 }

@@ -24,7 +24,7 @@ fn with_db(url: &str, db: &str) -> String {
     }
 }
 
-fn with_user(url: &str, user: &str) -> String {
+pub fn with_user(url: &str, user: &str) -> String {
     match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(_, host)| (scheme, host))) {
         Some((scheme, host)) => format!("{scheme}://{user}@{host}"),
         None => url.to_owned(),
@@ -58,6 +58,11 @@ impl TestDb {
         let db = TestDb::create("template0").await?;
         db.superuser().await?.batch_execute(&format!("CREATE EXTENSION pgworld VERSION '{version}'")).await?;
         Ok(db)
+    }
+
+    /// A database without the extension (a restore target).
+    pub async fn empty() -> Result<TestDb> {
+        TestDb::create("template0").await
     }
 
     async fn create(template: &str) -> Result<TestDb> {

@@ -127,3 +127,151 @@ async fn hook_tokens_are_unique_per_app_not_globally() -> Result<()> {
     ensure!(by_token["runId"] == json!("wrun_1"));
     Ok(())
 }
+
+/// An app provisioned inside a transaction (or savepoint) that rolls back leaves no cached id
+/// behind: later writes for that label go to the app that really exists, or fail.
+#[tokio::test]
+async fn an_app_that_rolled_back_leaves_no_id_to_write_under() -> Result<()> {
+    let db = TestDb::new().await?;
+    let s1 = db.superuser().await?;
+    s1.batch_execute("BEGIN").await?;
+    call(&s1, "SELECT workflow.app_provision('{\"appId\":\"ghost\"}')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    s1.batch_execute("SET LOCAL workflow.app_id = 'ghost'").await?;
+    create_run(&s1, "wrun_ghost_1").await?;
+    s1.batch_execute("ROLLBACK").await?;
+
+    // Another session provisions the label for real: a new id.
+    db.provision("ghost").await?;
+    s1.execute("SELECT set_config('workflow.app_id', 'ghost', false)", &[]).await?;
+    create_run(&s1, "wrun_ghost_2").await?;
+    let real = db.session("ghost").await?;
+    let run = call(&real, "SELECT workflow.run_get('wrun_ghost_2', '{}')", &[]).await?;
+    ensure!(run.as_ref().is_ok_and(|r| r["runId"] == "wrun_ghost_2"), "the run belongs to the real app: {run:?}");
+
+    // Rolled back to a savepoint, within the transaction that goes on and commits.
+    // (The setting comes first: a savepoint's rollback would undo it too.)
+    s1.batch_execute("BEGIN; SET LOCAL workflow.app_id = 'phantom'; SAVEPOINT before_app").await?;
+    call(&s1, "SELECT workflow.app_provision('{\"appId\":\"phantom\"}')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    create_run(&s1, "wrun_phantom_1").await?;
+    s1.batch_execute("ROLLBACK TO SAVEPOINT before_app").await?;
+    let after = event_create(
+        &s1,
+        "wrun_phantom_2",
+        json!({}),
+        json!({"eventType": "run_created", "eventData": {"deploymentId": "v1", "workflowName": "wf"}}),
+    )
+    .await?;
+    ensure!(after.as_ref().err().map(|e| e.sqlstate.as_str()) == Some("WF404"), "no app to write under: {after:?}");
+    s1.batch_execute("COMMIT").await?;
+
+    let su = db.superuser().await?;
+    let orphans: i64 = su
+        .query_one(
+            "SELECT count(*) FROM workflow.runs r WHERE NOT EXISTS \
+               (SELECT 1 FROM workflow.applications a WHERE a.application_id = r.application_id)",
+            &[],
+        )
+        .await?
+        .get(0);
+    ensure!(orphans == 0, "{orphans} runs under applications that do not exist");
+    Ok(())
+}
+
+/// A session that LISTENs and hands every notification over as (channel, payload).
+async fn listener(url: &str) -> Result<(tokio_postgres::Client, tokio::sync::mpsc::UnboundedReceiver<(String, String)>)> {
+    use futures::StreamExt;
+    let (client, mut conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = m {
+                let _ = tx.send((n.channel().to_owned(), n.payload().to_owned()));
+            }
+        }
+    });
+    client.batch_execute("LISTEN pgworld_stream; LISTEN pgworld_queue").await?;
+    Ok((client, rx))
+}
+
+async fn next_ping(rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, String)>, channel: &str) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((c, payload))) if c == channel => return Ok(payload),
+            Ok(Some(_)) => continue,
+            _ => anyhow::bail!("no {channel} ping within 10 s"),
+        }
+    }
+}
+
+/// Any role may LISTEN: another app's role sees that pings happen, never which app or stream.
+#[tokio::test]
+async fn pings_name_no_app_and_no_stream() -> Result<()> {
+    let db = TestDb::new().await?;
+    db.provision("b").await?;
+    let rb = role("ping_b", &db);
+    client_role(&db, &rb, "b").await?;
+    let (_listening, mut pings) = listener(&pgworld_it::with_user(&db.url, &rb)).await?;
+
+    let a = db.session("default").await?;
+    create_run(&a, "wrun_stream").await?;
+    a.execute("SELECT workflow.stream_put('wrun_stream', 'customer-42-invoice-stream', '{}', '{\"data\":\"aGk=\"}')", &[])
+        .await?;
+    let payload = next_ping(&mut pings, "pgworld_stream").await?;
+    ensure!(payload.len() == 32 && payload.bytes().all(|b| b.is_ascii_hexdigit()), "opaque: {payload:?}");
+    // It is the channel the stream's own readers are told, and only theirs.
+    let state =
+        call(&a, "SELECT workflow.stream_state('customer-42-invoice-stream')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(state["channel"] == payload.as_str(), "{state} / {payload}");
+    let b = db.session("b").await?;
+    let other =
+        call(&b, "SELECT workflow.stream_state('customer-42-invoice-stream')", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(other["channel"] != payload.as_str(), "the same name in another app is another channel");
+
+    pgworld_it::enqueue(&a, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_stream"}, "deploymentId": "v1"}))
+        .await?
+        .map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(next_ping(&mut pings, "pgworld_queue").await?.is_empty(), "queue pings carry nothing");
+    Ok(())
+}
+
+/// No lock a client role can take gates another app's work: the advisory key enqueues once
+/// used, and per-app advisory keys handler registration once used, are no longer consulted; the
+/// row that gates pings is out of every client's reach.
+#[tokio::test]
+async fn a_client_role_holds_no_lock_that_gates_other_apps() -> Result<()> {
+    let db = TestDb::new().await?;
+    db.provision("b").await?;
+    let ra = role("lock_a", &db);
+    client_role(&db, &ra, "default").await?;
+    let hostile = db.session_as(&ra).await?;
+    let b_id: i32 =
+        db.superuser().await?.query_one("SELECT application_id FROM workflow.applications WHERE label = 'b'", &[]).await?.get(0);
+    hostile.batch_execute("SELECT pg_advisory_lock(-7244063581427349337)").await?;
+    hostile.execute("SELECT pg_advisory_lock(hashtext('pgworld.handlers'), $1)", &[&b_id]).await?;
+    hostile.execute("SELECT pg_advisory_lock(hashtext('pgworld.versions'), $1)", &[&b_id]).await?;
+    let gate = hostile.batch_execute("SELECT * FROM workflow.notify_gate FOR UPDATE").await;
+    ensure!(gate.err().and_then(|e| e.code().map(|c| c.code().to_owned())) == Some("42501".into()), "the gate is out of reach");
+
+    let (_listening, mut pings) = listener(&db.url).await?;
+    let b = db.session("b").await?;
+    b.batch_execute("SET statement_timeout = '5s'").await?;
+    create_run(&b, "wrun_b").await?;
+    pgworld_it::enqueue(&b, json!({"queueName": "__wkf_workflow_wf", "message": {"runId": "wrun_b"}, "deploymentId": "v1"}))
+        .await?
+        .map_err(|e| anyhow!("{e:?}"))?;
+    next_ping(&mut pings, "pgworld_queue").await?;
+    let endpoints =
+        json!({"workflow": "http://127.0.0.1:9/f", "step": "http://127.0.0.1:9/s", "webhook": "http://127.0.0.1:9/w"});
+    pgworld_it::register(&b, "pod-b", "v1", endpoints).await?;
+    b.batch_execute("SET workflow.admin = on").await?;
+    call(
+        &b,
+        "SELECT workflow.version_notify($1)",
+        &[&json!({"applicationId": "b", "deploymentVersion": "v1", "status": "draining"})],
+    )
+    .await?
+    .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(())
+}

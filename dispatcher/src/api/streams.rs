@@ -42,7 +42,8 @@ pub async fn put(state: &AppState, caller: &Caller, parsed: &Parsed) -> Result<R
 }
 
 struct StreamState {
-    app: i64,
+    /// What this stream's `pgworld_stream` pings carry.
+    channel: String,
     count: i64,
     closed: bool,
 }
@@ -50,11 +51,12 @@ struct StreamState {
 async fn stream_state(state: &AppState, caller: &Caller, name: &str) -> Result<StreamState, ApiError> {
     let text = call_text(state, caller, "stream_state", &[Arg::Text(name.to_owned())]).await?;
     let v: Value = serde_json::from_str(&text).map_err(|_| ApiError::internal())?;
-    Ok(StreamState {
-        app: v["app"].as_i64().unwrap_or_default(),
-        count: v["count"].as_i64().unwrap_or_default(),
-        closed: v["closed"].as_bool().unwrap_or(false),
-    })
+    // Extensions before 0.3.0 ping `<app>:<name>` and report no channel.
+    let channel = match v["channel"].as_str() {
+        Some(c) => c.to_owned(),
+        None => format!("{}:{name}", v["app"].as_i64().unwrap_or_default()),
+    };
+    Ok(StreamState { channel, count: v["count"].as_i64().unwrap_or_default(), closed: v["closed"].as_bool().unwrap_or(false) })
 }
 
 async fn chunks_from(state: &AppState, caller: &Caller, name: &str, from: i64) -> Result<Vec<(i64, Vec<u8>)>, ApiError> {
@@ -96,7 +98,7 @@ pub async fn read(state: &AppState, caller: Caller, parsed: &Parsed) -> Result<R
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let state = state.clone();
     tokio::spawn(async move {
-        let wake = state.hub.subscribe(format!("{}:{}", first.app, name));
+        let wake = state.hub.subscribe(first.channel.clone());
         let mut next = from;
         loop {
             let s = match stream_state(&state, &caller, &name).await {

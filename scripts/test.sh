@@ -86,7 +86,7 @@ DROP DATABASE IF EXISTS pgworld_template;
 CREATE DATABASE pgworld_template;
 SQL
   # A fresh install holds no app; the tests act for the single-tenant app `default`.
-  psql_at "$TEST_PORT" pgworld_template -c "CREATE EXTENSION pgworld" -c "SELECT workflow.app_provision('{\"appId\":\"default\"}')"
+  psql_at "$TEST_PORT" pgworld_template -c "CREATE EXTENSION pgworld" -c "SELECT workflow.app_provision('{\"appId\":\"default\"}')" >/dev/null
   # The dispatchers under test log in as a plain member of pgworld_service, as in production.
   psql_at "$TEST_PORT" postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_it_dispatcher') THEN CREATE ROLE pgworld_it_dispatcher LOGIN IN ROLE pgworld_service; END IF; END \$\$"
   psql_at "$TEST_PORT" postgres -c "ALTER DATABASE pgworld_template IS_TEMPLATE true"

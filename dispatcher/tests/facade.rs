@@ -395,6 +395,16 @@ async fn streams_write_read_and_live_read_while_writing() -> Result<()> {
     ensure!(tail[..] == b"world\xff\x00"[..], "{tail:?}");
     let res = put("s", &[], "application/json", br#"{"nope":1}"#.to_vec()).await?;
     ensure!(res.status().as_u16() == 400);
+    // A snapshot read spanning many fetches (small chunks grouped into frames, large ones alone)
+    // returns every byte in order.
+    let mut long = Vec::new();
+    for i in 0..300u32 {
+        let chunk: Vec<u8> = if i % 50 == 7 { vec![(i % 251) as u8; 200 * 1024] } else { format!("<{i}>").into_bytes() };
+        long.extend_from_slice(&chunk);
+        ensure!(put("long", &[], "application/octet-stream", chunk).await?.status().as_u16() == 204);
+    }
+    let read = f.http.get(format!("{}{APP}/streams/long", f.base)).send().await?.bytes().await?;
+    ensure!(read.len() == long.len() && read[..] == long[..], "read {} of {} bytes", read.len(), long.len());
     let res = put("s", &[("x-stream-multi", "true")], "application/json", br#"{"data":"x"}"#.to_vec()).await?;
     ensure!(res.status().as_u16() == 400);
     put("s", &[("x-stream-done", "true")], "application/json", b"{}".to_vec()).await?;

@@ -16,7 +16,8 @@ async fn a_postgres_restart_under_load_loses_no_message() -> Result<()> {
     let admin = connect(&cluster.url("postgres")).await?;
     admin
         .batch_execute(&format!(
-            "CREATE EXTENSION pgworld; CREATE ROLE {DISPATCHER_ROLE} LOGIN IN ROLE pgworld_service; \
+            "CREATE EXTENSION pgworld; SELECT workflow.app_provision('{{\"appId\":\"default\"}}'); \
+             CREATE ROLE {DISPATCHER_ROLE} LOGIN IN ROLE pgworld_service; \
              ALTER DATABASE postgres SET workflow.app_id = 'default'"
         ))
         .await?;

@@ -45,6 +45,44 @@ impl PrivateCluster {
         Ok(c)
     }
 
+    /// A streaming standby of `primary` (pg_basebackup -R) on a free port of its own.
+    pub fn standby_of(primary: &PrivateCluster) -> Result<PrivateCluster> {
+        let dir = std::env::temp_dir().join(format!("pgworld-it-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        if primary.as_postgres {
+            let ok = Command::new("chown").args(["postgres", &dir.to_string_lossy()]).status()?.success();
+            if !ok {
+                bail!("chown postgres {}", dir.display());
+            }
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let c = PrivateCluster { dir, port, bin: primary.bin.clone(), as_postgres: primary.as_postgres };
+        let from = primary.port.to_string();
+        c.run(
+            "pg_basebackup",
+            &["-D", &c.data(), "-h", "127.0.0.1", "-p", &from, "-U", "postgres", "-R", "-X", "stream", "-c", "fast"],
+        )?;
+        // The copied settings name the primary's port and socket folder: later lines win.
+        let conf = format!("port = {port}\nunix_socket_directories = '{}'\n", c.dir.display());
+        let auto = c.dir.join("data/postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto)?;
+        text.push_str(&conf);
+        std::fs::write(&auto, text)?;
+        c.pg_ctl("start")?;
+        Ok(c)
+    }
+
+    /// Makes a standby the primary (pg_ctl promote, waiting until it accepts writes).
+    pub fn promote(&self) -> Result<()> {
+        self.run("pg_ctl", &["-D", &self.data(), "-w", "promote"])
+    }
+
+    /// Stops the server the way a crash or a fenced node does: no shutdown checkpoint.
+    pub fn kill(&self) -> Result<()> {
+        self.run("pg_ctl", &["-D", &self.data(), "-w", "-m", "immediate", "stop"])
+    }
+
     fn data(&self) -> String {
         self.dir.join("data").to_string_lossy().into_owned()
     }

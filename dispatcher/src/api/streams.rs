@@ -9,8 +9,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
-/// Chunks fetched per read call.
+/// Chunks fetched per read call at most.
 const READ_BATCH: i32 = 500;
+/// A snapshot read fetches fewer chunks per call while its batches stay above this many bytes,
+/// and the response holds at most two batches in flight, so a reader's memory stays bounded
+/// however long the stream is.
+const READ_BATCH_BYTES: usize = 256 * 1024;
+/// Small chunks go out together, in body frames of about this size.
+const FRAME_BYTES: usize = 64 * 1024;
 /// A live read re-checks at least this often, in case a ping was lost.
 const SAFETY_POLL: Duration = Duration::from_secs(5);
 
@@ -59,8 +65,14 @@ async fn stream_state(state: &AppState, caller: &Caller, name: &str) -> Result<S
     Ok(StreamState { channel, count: v["count"].as_i64().unwrap_or_default(), closed: v["closed"].as_bool().unwrap_or(false) })
 }
 
-async fn chunks_from(state: &AppState, caller: &Caller, name: &str, from: i64) -> Result<Vec<(i64, Vec<u8>)>, ApiError> {
-    let args = [Arg::Text(name.to_owned()), Arg::BigInt(from), Arg::Int(READ_BATCH)];
+async fn chunks_from(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    from: i64,
+    max: i32,
+) -> Result<Vec<(i64, Vec<u8>)>, ApiError> {
+    let args = [Arg::Text(name.to_owned()), Arg::BigInt(from), Arg::Int(max)];
     // The read refers to the settings row, so it runs after the app is set.
     let sql = format!(
         "SELECT r.idx, r.data FROM {SETTINGS}, LATERAL workflow.stream_read(CASE WHEN settings.a IS NOT NULL THEN $3::text END, $4::int8, $5::int4) AS r"
@@ -79,20 +91,7 @@ pub async fn read(state: &AppState, caller: Caller, parsed: &Parsed) -> Result<R
     let first = stream_state(state, &caller, &name).await?;
     let from = if start < 0 { (first.count + start).max(0) } else { start };
     if !live {
-        let mut body = Vec::new();
-        let mut next = from;
-        loop {
-            let batch = chunks_from(state, &caller, &name, next).await?;
-            let done = batch.len() < READ_BATCH as usize;
-            for (idx, data) in batch {
-                next = idx + 1;
-                body.extend_from_slice(&data);
-            }
-            if done {
-                break;
-            }
-        }
-        return Ok(octet_stream(Body::from(body)));
+        return Ok(octet_stream(Body::from_stream(snapshot(state.clone(), caller, name, from))));
     }
     // Live: subscribe first, then read, so no commit falls between the two unnoticed.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
@@ -109,7 +108,7 @@ pub async fn read(state: &AppState, caller: Caller, parsed: &Parsed) -> Result<R
                 }
             };
             while next < s.count {
-                match chunks_from(&state, &caller, &name, next).await {
+                match chunks_from(&state, &caller, &name, next, READ_BATCH).await {
                     Ok(batch) if !batch.is_empty() => {
                         for (idx, data) in batch {
                             next = idx + 1;
@@ -138,4 +137,53 @@ pub async fn read(state: &AppState, caller: Caller, parsed: &Parsed) -> Result<R
     let mut response = octet_stream(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// A snapshot read as a body stream, fetched batch by batch while the client reads. A database
+/// error part-way ends the body early (the status line is already sent).
+fn snapshot(
+    state: AppState,
+    caller: Caller,
+    name: String,
+    from: i64,
+) -> tokio_stream::wrappers::ReceiverStream<Result<Bytes, std::io::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::spawn(async move {
+        let (mut next, mut batch) = (from, 4);
+        loop {
+            let chunks = match chunks_from(&state, &caller, &name, next, batch).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(stream = %name, error = %e.message, "stream read failed");
+                    let _ = tx.send(Err(std::io::Error::other("stream read failed"))).await;
+                    return;
+                }
+            };
+            let done = chunks.len() < batch as usize;
+            let bytes: usize = chunks.iter().map(|(_, d)| d.len()).sum();
+            let mut frame = Vec::new();
+            for (idx, data) in chunks {
+                next = idx + 1;
+                let out = if data.len() >= FRAME_BYTES && frame.is_empty() {
+                    Some(data)
+                } else {
+                    frame.extend_from_slice(&data);
+                    (frame.len() >= FRAME_BYTES).then(|| std::mem::take(&mut frame))
+                };
+                if let Some(out) = out {
+                    if tx.send(Ok(Bytes::from(out))).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+            }
+            if !frame.is_empty() && tx.send(Ok(Bytes::from(frame))).await.is_err() {
+                return;
+            }
+            if done {
+                return;
+            }
+            batch = if bytes > READ_BATCH_BYTES { (batch / 2).max(1) } else { (batch * 2).min(READ_BATCH) };
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }

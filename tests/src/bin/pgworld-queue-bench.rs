@@ -1,7 +1,8 @@
 //! `./pgw bench queue`: the real dispatcher binary delivering to a local HTTP sink.
 //! Figures: enqueue → receiver latency on an idle system (p50, p99), the sustained delivery rate
 //! over a window with a deep backlog, the enqueue rate (one message per transaction), and the
-//! dispatcher's resident memory idle and under load. Prints figures; asserts nothing.
+//! dispatcher's resident memory idle, under load, and while 8 clients read a 100 MiB stream.
+//! Prints figures; asserts nothing.
 
 use anyhow::{bail, Context, Result};
 use axum::body::Bytes;
@@ -240,5 +241,55 @@ async fn main() -> Result<()> {
     let (_, hwm) = rss_mib(d.pid());
     println!("{:<52} {:>8.1} MiB  (target <= 20)", "dispatcher RSS, idle", idle_rss);
     println!("{:<52} {:>8.1} MiB  (target <= 60; peak VmHWM {hwm:.1})", "dispatcher RSS under load (max sampled)", peak_rss);
+    stream_reads(&admin, &d).await
+}
+
+/// 4. Memory while 8 clients read one 100 MiB stream through the façade at once (snapshot
+///    reads, 64 KiB chunks).
+async fn stream_reads(admin: &tokio_postgres::Client, d: &DispatcherProc) -> Result<()> {
+    const CHUNKS: i64 = 1600;
+    admin
+        .execute(
+            "SELECT count(workflow.stream_put_bytes('wrun_big', 'big', '{}', pg_catalog.decode(repeat('78', 65536), 'hex'))) \
+               FROM generate_series(1, $1::bigint)",
+            &[&CHUNKS],
+        )
+        .await?;
+    let url = format!("http://127.0.0.1:{}/api/v1/apps/default/streams/big", d.port);
+    let (rss_before, _) = rss_mib(d.pid());
+    let started = Instant::now();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut res = reqwest::get(&url).await?;
+                let mut total = 0usize;
+                while let Some(chunk) = res.chunk().await? {
+                    total += chunk.len();
+                }
+                anyhow::Ok(total)
+            })
+        })
+        .collect();
+    let mut peak = rss_before;
+    while readers.iter().any(|r| !r.is_finished()) {
+        peak = peak.max(rss_mib(d.pid()).0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut read = 0usize;
+    for r in readers {
+        read += r.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let want = 8 * CHUNKS as usize * 65536;
+    if read != want {
+        bail!("the stream readers got {read} bytes, not {want}");
+    }
+    println!(
+        "{:<52} {:>8.1} MiB  (target <= 60; {:.0} MiB/s read in all)",
+        "dispatcher RSS, 8 clients reading a 100 MiB stream",
+        peak,
+        read as f64 / 1048576.0 / secs
+    );
     Ok(())
 }

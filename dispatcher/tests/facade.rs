@@ -401,7 +401,14 @@ async fn streams_write_read_and_live_read_while_writing() -> Result<()> {
     for i in 0..300u32 {
         let chunk: Vec<u8> = if i % 50 == 7 { vec![(i % 251) as u8; 200 * 1024] } else { format!("<{i}>").into_bytes() };
         long.extend_from_slice(&chunk);
-        ensure!(put("long", &[], "application/octet-stream", chunk).await?.status().as_u16() == 204);
+        let res = f
+            .http
+            .put(format!("{}{APP}/runs/wrun_long/streams/long", f.base))
+            .header("content-type", "application/octet-stream")
+            .body(chunk)
+            .send()
+            .await?;
+        ensure!(res.status().as_u16() == 204);
     }
     let read = f.http.get(format!("{}{APP}/streams/long", f.base)).send().await?.bytes().await?;
     ensure!(read.len() == long.len() && read[..] == long[..], "read {} of {} bytes", read.len(), long.len());

@@ -39,14 +39,7 @@ async fn writer(url: String, for_how_long: Duration, failover_at: std::sync::Arc
     let mut round = 0u64;
     let mut pending: Vec<(String, serde_json::Value)> = Vec::new();
     while Instant::now() < until {
-        if client.is_none() {
-            client = connect(&url).await.ok();
-            if client.is_none() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        }
-        let Some(c) = client.as_ref() else { continue };
+        let Some(c) = pgworld_it::reconnect(&mut client, &url).await else { continue };
         if pending.is_empty() {
             round += 1;
             let run = format!("wrun_failover_{round:06}");

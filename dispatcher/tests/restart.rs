@@ -41,14 +41,7 @@ async fn a_postgres_restart_under_load_loses_no_message() -> Result<()> {
         let mut client = None;
         let mut i = 0u64;
         while Instant::now() < until {
-            if client.is_none() {
-                client = connect(&url).await.ok();
-                if client.is_none() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            }
-            let Some(c) = client.as_ref() else { continue };
+            let Some(c) = pgworld_it::reconnect(&mut client, &url).await else { continue };
             i += 1;
             match enqueue(c, json!({"queueName": "q", "message": i, "deploymentId": "v1"})).await {
                 Ok(Ok(out)) => {

@@ -31,6 +31,18 @@ pub fn with_user(url: &str, user: &str) -> String {
     }
 }
 
+/// The client in `slot`, connecting first if there is none; None (after a short pause) while
+/// the server cannot be reached. For writers that must ride out a restart or a failover.
+pub async fn reconnect<'a>(slot: &'a mut Option<Client>, url: &str) -> Option<&'a Client> {
+    if slot.is_none() {
+        *slot = connect(url).await.ok();
+        if slot.is_none() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    slot.as_ref()
+}
+
 pub async fn connect(url: &str) -> Result<Client> {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.with_context(|| format!("connecting to {url}"))?;
     tokio::spawn(async move {

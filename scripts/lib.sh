@@ -9,7 +9,8 @@ PGWORLD_HOME="${PGWORLD_HOME:-/opt/pgworld}"
 PG17="${PGWORLD_PG17:-$PGWORLD_HOME/pg17}"
 PG_USER="${PGWORLD_PG_USER:-postgres}"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PATH="$HOME/.cargo/bin:$PATH"
+# runuser lives in /usr/sbin, which a minimal PATH can lack.
+export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
 
 step() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 ok() { printf '\033[1;32m ok\033[0m %s\n' "$*"; }

@@ -83,7 +83,7 @@ main() {
   psql_at "$PG_PORT" pgworld <<'SQL'
 CREATE EXTENSION IF NOT EXISTS pgworld;
 -- The single-tenant app (the dispatcher would create it too; psql sessions use it at once).
-SELECT workflow.app_provision('{"appId":"default"}');
+DO $$ BEGIN PERFORM workflow.app_provision('{"appId":"default"}'); END $$;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_dispatcher') THEN
     CREATE ROLE pgworld_dispatcher LOGIN IN ROLE pgworld_service;

@@ -13,6 +13,7 @@ pub struct Config {
     pub api_enabled: bool,
     /// Second listener for `/status`, `/ready` and `/metrics`; None when `PGWORLD_METRICS_PORT=0`.
     pub metrics_port: Option<u16>,
+    pub connections: ConnectionLimits,
     pub tenancy: Tenancy,
     pub dispatch: DispatchConfig,
 }
@@ -22,6 +23,15 @@ pub struct Config {
 pub enum Tenancy {
     Single { app: String },
     K8s(crate::auth::K8sSettings),
+}
+
+/// Bounds on what an HTTP client can hold open.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Open connections per listener; past this a new connection is closed at once.
+    pub max_connections: usize,
+    /// A request head (or the next one, on a kept-alive connection) must arrive within this.
+    pub header_timeout: Duration,
 }
 
 /// The delivery loop's settings (spec/README.md, queue.md §5, §7, §11).
@@ -136,7 +146,20 @@ impl Config {
             }),
             _ => Tenancy::Single { app: env("PLT_WORLD_APP_ID").filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into()) },
         };
-        Ok(Config { database_url, listen: SocketAddr::new(ip, port), pool_size, api_enabled, metrics_port, tenancy, dispatch })
+        let connections = ConnectionLimits {
+            max_connections: usize::try_from(int_setting(&env, "PGWORLD_MAX_CONNECTIONS", 4096, 1, 1_000_000)?)?,
+            header_timeout: Duration::from_secs(int_setting(&env, "PGWORLD_HEADER_TIMEOUT_S", 10, 1, 3600)?),
+        };
+        Ok(Config {
+            database_url,
+            listen: SocketAddr::new(ip, port),
+            pool_size,
+            api_enabled,
+            metrics_port,
+            connections,
+            tenancy,
+            dispatch,
+        })
     }
 }
 

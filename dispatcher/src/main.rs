@@ -11,6 +11,7 @@ mod dispatch;
 mod hub;
 mod listener;
 mod metrics;
+mod serve;
 
 use anyhow::{Context, Result};
 use config::Config;
@@ -73,11 +74,11 @@ async fn run() -> Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(listen = %config.listen, api = config.api_enabled, dispatch = config.dispatch.enabled,
                    mode = if state.auth.single_app().is_some() { "single" } else { "k8s" }, "pgworld-dispatcher serving");
-    let mut servers = vec![serve(listener, api::app(state.clone()), stop.clone())];
+    let mut servers = vec![serve(listener, api::app(state.clone()), config.connections, stop.clone())];
     if let Some(port) = config.metrics_port.filter(|p| *p != config.listen.port()) {
         let addr = std::net::SocketAddr::new(config.listen.ip(), port);
         match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => servers.push(serve(l, api::ops(state), stop.clone())),
+            Ok(l) => servers.push(serve(l, api::ops(state), config.connections, stop.clone())),
             Err(e) => tracing::warn!(%addr, error = %e, "metrics port unavailable; /metrics stays on the main port"),
         }
     }
@@ -93,40 +94,20 @@ async fn run() -> Result<()> {
     }
     listen.abort();
     for s in servers {
-        s.await.context("HTTP server task")?.context("serving HTTP")?;
+        s.await.context("HTTP server task")?;
     }
     tracing::info!("pgworld-dispatcher stopped");
     Ok(())
 }
 
-/// Serves a router until `stop`, with trailing slashes ignored (http-api.md §1.1).
+/// Serves a router until `stop` (see `serve`).
 fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    use tower::ServiceExt as _;
-    let service = router.map_request(|mut req: axum::extract::Request| {
-        let path = req.uri().path();
-        if path.len() > 1 && path.ends_with('/') {
-            let trimmed = path.trim_end_matches('/');
-            let rebuilt = match req.uri().query() {
-                Some(q) => format!("{}?{q}", if trimmed.is_empty() { "/" } else { trimmed }),
-                None => (if trimmed.is_empty() { "/" } else { trimmed }).to_owned(),
-            };
-            if let Ok(uri) = rebuilt.parse() {
-                *req.uri_mut() = uri;
-            }
-        }
-        req
-    });
-    tokio::spawn(async move {
-        axum::serve(listener, tower::make::Shared::new(service))
-            .with_graceful_shutdown(async move {
-                let _ = stop.changed().await;
-            })
-            .await
-    })
+    limits: config::ConnectionLimits,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(serve::run(listener, router, limits, stop))
 }
 
 /// Single-tenant start-up creates the app (and its encryption secret) if it is new. Until that

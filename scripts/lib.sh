@@ -75,9 +75,10 @@ install_by_rename() {
   done
 }
 
-# cluster_start DATADIR PORT: initdb once (as $PG_USER), then start on 127.0.0.1:PORT.
+# cluster_start DATADIR PORT [SERVER OPTIONS]: initdb once (as $PG_USER), then start on
+# 127.0.0.1:PORT, with the options (e.g. "-c fsync=off") applied at every start.
 cluster_start() {
-  local data=$1 port=$2
+  local data=$1 port=$2 opts=${3:-}
   if [[ ! -f "$data/PG_VERSION" ]]; then
     step "initdb $data"
     mkdir -p "$data"
@@ -96,7 +97,7 @@ CONF
     return 0
   fi
   # Rust backtraces would otherwise land in every error DETAIL of the extension.
-  env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -o "-p $port" -w -t 60 start >/dev/null \
+  env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -o "-p $port $opts" -w -t 60 start >/dev/null \
     || { tail -n 30 "$data/server.log" >&2; die "PostgreSQL did not start (log: $data/server.log)"; }
 }
 

@@ -73,7 +73,10 @@ pg_test() {
 
 start_test_cluster() {
   install_extension debug
-  cluster_start "$TEST_DATA" "$TEST_PORT"
+  # Durability is not under test here, and without it a checkpoint syncing the files of the
+  # hundreds of databases the tests create can stall every commit for tens of seconds, which
+  # turns timing-sensitive tests (lease renewal) into flakes.
+  cluster_start "$TEST_DATA" "$TEST_PORT" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   trap 'cluster_stop "$TEST_DATA"' EXIT
   # Databases earlier runs left behind (a killed run, a failed test) go first.
   local leftovers

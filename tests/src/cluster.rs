@@ -35,7 +35,9 @@ impl PrivateCluster {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let c = PrivateCluster { dir, port, bin, as_postgres };
-        c.run("initdb", &["-D", &c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])?;
+        // --no-sync: a throwaway cluster; syncing a thousand files would stall the disk for the
+        // other tests.
+        c.run("initdb", &["-D", &c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])?;
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 100\n",
             c.dir.display()
@@ -61,7 +63,7 @@ impl PrivateCluster {
         let from = primary.port.to_string();
         c.run(
             "pg_basebackup",
-            &["-D", &c.data(), "-h", "127.0.0.1", "-p", &from, "-U", "postgres", "-R", "-X", "stream", "-c", "fast"],
+            &["-D", &c.data(), "-h", "127.0.0.1", "-p", &from, "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync"],
         )?;
         // The copied settings name the primary's port and socket folder: later lines win.
         let conf = format!("port = {port}\nunix_socket_directories = '{}'\n", c.dir.display());

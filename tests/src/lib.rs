@@ -59,6 +59,25 @@ pub struct TestDb {
     pub name: String,
 }
 
+/// Each test database is dropped when its test ends, so a run does not leave hundreds of them
+/// for the kernel to write back (and for checkpoints to sync) while later tests run. The drop
+/// runs on a thread of its own, as `Drop` cannot wait on async work; databases a killed run
+/// leaves behind are dropped by the next `./pgw test`.
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (Ok(admin_url), name) = (cluster_url(), self.name.clone()) else { return };
+        let worker = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                if let Ok(c) = connect(&admin_url).await {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            });
+        });
+        let _ = worker.join();
+    }
+}
+
 impl TestDb {
     pub async fn new() -> Result<TestDb> {
         TestDb::create("pgworld_template").await

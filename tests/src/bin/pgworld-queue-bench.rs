@@ -241,7 +241,41 @@ async fn main() -> Result<()> {
     let (_, hwm) = rss_mib(d.pid());
     println!("{:<52} {:>8.1} MiB  (target <= 20)", "dispatcher RSS, idle", idle_rss);
     println!("{:<52} {:>8.1} MiB  (target <= 60; peak VmHWM {hwm:.1})", "dispatcher RSS under load (max sampled)", peak_rss);
-    stream_reads(&admin, &d).await
+    stream_reads(&admin, &d).await?;
+    ready_under_slowloris(&d).await
+}
+
+/// 5. `/ready` latency while 1,000 connections hold half a request head each (below the
+///    connection cap, within the header timeout).
+async fn ready_under_slowloris(d: &DispatcherProc) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let addr = format!("127.0.0.1:{}", d.port);
+    let mut stalled = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await?;
+        s.write_all(b"GET /ready HTTP/1.1\r\nHost: x\r\nX-a: ").await?;
+        stalled.push(s);
+    }
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/ready");
+    let mut times = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let start = Instant::now();
+        let status = http.get(&url).send().await?.status();
+        if !status.is_success() {
+            bail!("/ready answered {status} with 1,000 stalled connections open");
+        }
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(stalled);
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{:<52} {:>8.2} ms   (target p99 < 100; p50 {:.2} ms)",
+        "/ready p99 with 1,000 stalled connections open",
+        percentile(&times, 0.99),
+        percentile(&times, 0.5)
+    );
+    Ok(())
 }
 
 /// 4. Memory while 8 clients read one 100 MiB stream through the façade at once (snapshot

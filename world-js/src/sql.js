@@ -135,7 +135,7 @@ export class SqlTransport {
 
   /**
    * @param {string} name
-   * @returns {Promise<{app: number, count: number, closed: boolean}>}
+   * @returns {Promise<{app: number, count: number, closed: boolean, channel?: string}>}
    */
   streamState(name) {
     return this.invoke('stream_state', [[name, 'text']]);
@@ -185,7 +185,8 @@ export class SqlTransport {
   /** @type {Transport['streamRead']} */
   async streamRead(name, startIndex = 0) {
     const first = await this.streamState(name);
-    const key = `${first.app}:${name}`;
+    // What this stream's pings carry: an opaque channel (extension 0.3.0), `<app>:<name>` before.
+    const key = first.channel ?? `${first.app}:${name}`;
     let next = startIndex < 0 ? Math.max(0, first.count + startIndex) : startIndex;
     /** @type {(() => void) | undefined} */
     let wake;

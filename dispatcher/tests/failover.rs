@@ -98,15 +98,7 @@ struct Report {
 }
 
 async fn failover(synchronous: bool) -> Result<Report> {
-    let primary = tokio::task::spawn_blocking(PrivateCluster::start).await??;
-    let admin = connect(&primary.url("postgres")).await?;
-    admin
-        .batch_execute(&format!(
-            "CREATE EXTENSION pgworld; SELECT workflow.app_provision('{{\"appId\":\"default\"}}'); \
-             CREATE ROLE {DISPATCHER_ROLE} LOGIN IN ROLE pgworld_service; \
-             ALTER DATABASE postgres SET workflow.app_id = 'default'; SET workflow.app_id = 'default'"
-        ))
-        .await?;
+    let (primary, admin) = PrivateCluster::with_pgworld().await?;
     let receiver = Receiver::start().await?;
     register(&admin, "pod", "v1", receiver.endpoints("p")).await?;
     let standby = {

@@ -12,18 +12,9 @@ use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_postgres_restart_under_load_loses_no_message() -> Result<()> {
-    let cluster = tokio::task::spawn_blocking(PrivateCluster::start).await??;
-    let admin = connect(&cluster.url("postgres")).await?;
-    admin
-        .batch_execute(&format!(
-            "CREATE EXTENSION pgworld; SELECT workflow.app_provision('{{\"appId\":\"default\"}}'); \
-             CREATE ROLE {DISPATCHER_ROLE} LOGIN IN ROLE pgworld_service; \
-             ALTER DATABASE postgres SET workflow.app_id = 'default'"
-        ))
-        .await?;
+    let (cluster, admin) = PrivateCluster::with_pgworld().await?;
     let receiver = Receiver::start().await?;
-    let setup = connect(&cluster.url("postgres")).await?;
-    register(&setup, "pod", "v1", receiver.endpoints("p")).await?;
+    register(&admin, "pod", "v1", receiver.endpoints("p")).await?;
     let _dispatcher = DispatcherProc::spawn(
         env!("CARGO_BIN_EXE_pgworld-dispatcher"),
         &cluster.url(DISPATCHER_ROLE),

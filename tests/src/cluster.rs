@@ -85,6 +85,23 @@ impl PrivateCluster {
         self.run("pg_ctl", &["-D", &self.data(), "-w", "-m", "immediate", "stop"])
     }
 
+    /// A started cluster with pgworld in database `postgres`: the `default` app provisioned,
+    /// the dispatcher's role created, and sessions acting for `default`. Returns an admin
+    /// session (a superuser) that acts for `default` too.
+    pub async fn with_pgworld() -> Result<(PrivateCluster, tokio_postgres::Client)> {
+        let cluster = tokio::task::spawn_blocking(PrivateCluster::start).await??;
+        let admin = crate::connect(&cluster.url("postgres")).await?;
+        admin
+            .batch_execute(&format!(
+                "CREATE EXTENSION pgworld; SELECT workflow.app_provision('{{\"appId\":\"default\"}}'); \
+                 CREATE ROLE {} LOGIN IN ROLE pgworld_service; \
+                 ALTER DATABASE postgres SET workflow.app_id = 'default'; SET workflow.app_id = 'default'",
+                crate::DISPATCHER_ROLE
+            ))
+            .await?;
+        Ok((cluster, admin))
+    }
+
     fn data(&self) -> String {
         self.dir.join("data").to_string_lossy().into_owned()
     }

@@ -67,10 +67,8 @@ pub fn detect_mode(env: &impl Fn(&str) -> Option<String>, sa_path: &std::path::P
     match env("PGWORLD_MODE").as_deref() {
         Some("single") => return Ok("single"),
         Some("k8s") => return Ok("k8s"),
-        Some("ecs") => {
-            tracing::warn!("ECS mode is not implemented; running single-tenant");
-            return Ok("single");
-        }
+        // ECS has no authentication mode yet: single-tenant, and refused off loopback (config).
+        Some("ecs") => return Ok("ecs"),
         Some(other) => bail!("PGWORLD_MODE must be single, k8s or ecs, got {other:?}"),
         None => {}
     }
@@ -78,7 +76,7 @@ pub fn detect_mode(env: &impl Fn(&str) -> Option<String>, sa_path: &std::path::P
         return Ok("k8s");
     }
     if env("ECS_CONTAINER_METADATA_URI_V4").is_some() || env("ECS_CONTAINER_METADATA_URI").is_some() {
-        tracing::warn!("ECS detected but ECS mode is not implemented; running single-tenant");
+        return Ok("ecs");
     }
     Ok("single")
 }

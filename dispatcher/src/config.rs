@@ -14,6 +14,8 @@ pub struct Config {
     /// Second listener for `/status`, `/ready` and `/metrics`; None when `PGWORLD_METRICS_PORT=0`.
     pub metrics_port: Option<u16>,
     pub connections: ConnectionLimits,
+    /// Serving without authentication on a non-loopback address (the operator opted in).
+    pub open_to_all: bool,
     pub tenancy: Tenancy,
     pub dispatch: DispatchConfig,
 }
@@ -85,12 +87,12 @@ impl Config {
             ),
             (None, None) => None,
         };
-        let mut host = env("HOST").unwrap_or_else(|| "0.0.0.0".into());
+        let mut host = env("HOST");
         let mut port = env("PORT").unwrap_or_else(|| "3042".into());
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--host" => host = args.next().context(USAGE)?,
+                "--host" => host = Some(args.next().context(USAGE)?),
                 "--port" => port = args.next().context(USAGE)?,
                 "-h" | "--help" => bail!(USAGE),
                 s if s.starts_with("--") => bail!("unknown option {s}\n{USAGE}"),
@@ -99,7 +101,29 @@ impl Config {
         }
         let database_url = database_url.context(USAGE)?;
         database_url.parse::<tokio_postgres::Config>().context("database URL is not a valid PostgreSQL connection string")?;
+        let sa_path = std::path::PathBuf::from(
+            env("PLT_WORLD_SA_PATH").unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount".into()),
+        );
+        let mode = crate::auth::detect_mode(&env, &sa_path)?;
+        // Without authentication the façade is open to whoever reaches it: loopback unless the
+        // operator says otherwise, out loud.
+        let authenticated = mode == "k8s";
+        let host = host.unwrap_or_else(|| if authenticated { "0.0.0.0".into() } else { "127.0.0.1".into() });
         let ip: IpAddr = host.parse().with_context(|| format!("HOST {host:?} is not an IP address"))?;
+        let open_to_all = !authenticated && !ip.is_loopback();
+        if open_to_all && !bool_setting(&env, "PGWORLD_ALLOW_UNAUTHENTICATED", false)? {
+            let why = if mode == "ecs" {
+                "ECS has no authentication mode yet".to_owned()
+            } else {
+                "single-tenant mode has no authentication".to_owned()
+            };
+            bail!(
+                "refusing to serve the façade on {ip} without authentication: {why}, so anyone who can reach the \
+                 port could read every run and its encryption keys. Listen on loopback (HOST=127.0.0.1, the \
+                 default) behind an authenticating proxy, run in Kubernetes mode (PGWORLD_MODE=k8s), or set \
+                 PGWORLD_ALLOW_UNAUTHENTICATED=1 to serve it open anyway"
+            );
+        }
         let port: u16 = port.parse().with_context(|| format!("PORT {port:?} is not a port number"))?;
         let pool_size = match env("PGWORLD_DB_POOL_SIZE") {
             None => 16,
@@ -131,10 +155,7 @@ impl Config {
             0 => None,
             p => Some(u16::try_from(p)?),
         };
-        let sa_path = std::path::PathBuf::from(
-            env("PLT_WORLD_SA_PATH").unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount".into()),
-        );
-        let tenancy = match crate::auth::detect_mode(&env, &sa_path)? {
+        let tenancy = match mode {
             "k8s" => Tenancy::K8s(crate::auth::K8sSettings {
                 api_server: env("K8S_API_SERVER").unwrap_or_else(|| "https://kubernetes.default.svc".into()),
                 ca_cert: env("K8S_CA_CERT").map_or_else(|| sa_path.join("ca.crt"), std::path::PathBuf::from),
@@ -157,6 +178,7 @@ impl Config {
             api_enabled,
             metrics_port,
             connections,
+            open_to_all,
             tenancy,
             dispatch,
         })
@@ -178,7 +200,7 @@ mod tests {
     #[test]
     fn cli_overrides_env_over_defaults() -> Result<()> {
         let c = cfg(&[("DATABASE_URL", "postgres://a@h/db"), ("PORT", "4000")], &[])?;
-        assert_eq!((c.listen.to_string().as_str(), c.pool_size), ("0.0.0.0:4000", 16));
+        assert_eq!((c.listen.to_string().as_str(), c.pool_size), ("127.0.0.1:4000", 16));
         let c = cfg(&[("PORT", "4000")], &["postgres://b@h/db", "--host", "127.0.0.1", "--port", "5000"])?;
         assert_eq!((c.database_url.as_str(), c.listen.to_string().as_str()), ("postgres://b@h/db", "127.0.0.1:5000"));
         Ok(())
@@ -196,6 +218,29 @@ mod tests {
         std::fs::remove_file(&path)?;
         let missing = cfg(&[("DATABASE_URL_FILE", &file)], &[]).map(|_| ()).err().map(|e| format!("{e:#}"));
         assert!(missing.as_deref().is_some_and(|m| m.contains("DATABASE_URL_FILE")), "{missing:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn without_authentication_the_facade_stays_on_loopback_unless_opened_out_loud() -> Result<()> {
+        let url = "postgres://x@h/db";
+        let single = [("PLT_WORLD_SA_PATH", "/nonexistent")];
+        let c = cfg(&single, &[url])?;
+        assert!(c.listen.ip().is_loopback() && !c.open_to_all, "{}", c.listen);
+        assert!(cfg(&single, &[url, "--host", "::1"])?.listen.ip().is_loopback());
+        let refused = cfg(&single, &[url, "--host", "0.0.0.0"]).map(|_| ()).err().map(|e| format!("{e:#}"));
+        assert!(refused.as_deref().is_some_and(|m| m.contains("PGWORLD_ALLOW_UNAUTHENTICATED")), "{refused:?}");
+        let opened = cfg(&[single[0], ("HOST", "0.0.0.0"), ("PGWORLD_ALLOW_UNAUTHENTICATED", "1")], &[url])?;
+        assert!(opened.open_to_all && opened.listen.to_string() == "0.0.0.0:3042");
+        let ecs =
+            cfg(&[single[0], ("PGWORLD_MODE", "ecs"), ("HOST", "0.0.0.0")], &[url]).map(|_| ()).err().map(|e| format!("{e:#}"));
+        assert!(ecs.as_deref().is_some_and(|m| m.contains("ECS")), "{ecs:?}");
+        let detected =
+            cfg(&[single[0], ("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4"), ("HOST", "0.0.0.0")], &[url]);
+        assert!(detected.is_err(), "ECS detected without authentication: no open façade");
+        // Kubernetes mode authenticates every request, so it listens on every address by default.
+        let k8s = cfg(&[single[0], ("PGWORLD_MODE", "k8s"), ("K8S_ADMIN_SERVICE_ACCOUNT", "ops:admin")], &[url])?;
+        assert_eq!(k8s.listen.to_string(), "0.0.0.0:3042");
         Ok(())
     }
 

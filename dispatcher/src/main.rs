@@ -72,6 +72,13 @@ async fn run() -> Result<()> {
         tokio::spawn(dispatch::Dispatcher::run(config.dispatch.clone(), pool.clone(), wake, Arc::clone(&metrics), stop.clone()))
     });
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    if config.open_to_all {
+        tracing::warn!(
+            listen = %config.listen,
+            "PGWORLD_ALLOW_UNAUTHENTICATED is set: the façade is served WITHOUT AUTHENTICATION on a non-loopback \
+             address; anyone who can reach it can read every run and fetch its encryption keys"
+        );
+    }
     tracing::info!(listen = %config.listen, api = config.api_enabled, dispatch = config.dispatch.enabled,
                    mode = if state.auth.single_app().is_some() { "single" } else { "k8s" }, "pgworld-dispatcher serving");
     let mut servers = vec![serve(listener, api::app(state.clone()), config.connections, stop.clone())];

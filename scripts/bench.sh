@@ -29,7 +29,7 @@ step "cargo build --release (benchmark harnesses and pgworld-dispatcher)"
 (cd "$REPO_ROOT" && cargo build -q --release -p pgworld-it --bins -p pgworld-dispatcher)
 fresh_db() {
   psql_at "$PORT" postgres -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
-  psql_at "$PORT" bench -c "CREATE EXTENSION pgworld" -c "SELECT workflow.app_provision('{\"appId\":\"default\"}')" >/dev/null
+  pgworld_db "$PORT" bench
 }
 export PGWORLD_BENCH_URL="postgres://postgres@127.0.0.1:$PORT/bench"
 if [[ $SUITE == events || $SUITE == all ]]; then
@@ -42,13 +42,7 @@ if [[ $SUITE == queue || $SUITE == all ]]; then
 fi
 if [[ $SUITE == wdk || $SUITE == all ]]; then
   # Fresh databases per World, cloned from a template with the extension (as the tests do).
-  psql_at "$PORT" postgres <<'SQL'
-UPDATE pg_database SET datistemplate = false WHERE datname = 'pgworld_template';
-DROP DATABASE IF EXISTS pgworld_template;
-CREATE DATABASE pgworld_template;
-SQL
-  psql_at "$PORT" pgworld_template -c "CREATE EXTENSION pgworld" -c "SELECT workflow.app_provision('{\"appId\":\"default\"}')" >/dev/null
-  psql_at "$PORT" postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_it_dispatcher') THEN CREATE ROLE pgworld_it_dispatcher LOGIN IN ROLE pgworld_service; END IF; END \$\$"
+  pgworld_template "$PORT"
   js_deps "$REPO_ROOT/world-js"
   js_deps "$REPO_ROOT/tests/e2e-app" "$REPO_ROOT/world-js/src" "$REPO_ROOT/world-js/package.json"
   use_node24

@@ -108,6 +108,25 @@ cluster_stop() {
   fi
 }
 
+# pgworld_db PORT DB: the extension in DB with the single-tenant app `default` (a fresh install
+# holds no app).
+pgworld_db() {
+  psql_at "$1" "$2" -c "CREATE EXTENSION pgworld" -c "SELECT workflow.app_provision('{\"appId\":\"default\"}')" >/dev/null
+}
+
+# pgworld_template PORT: database pgworld_template (made anew) for tests to clone, and the
+# role their dispatchers log in as, a plain member of pgworld_service as in production.
+pgworld_template() {
+  psql_at "$1" postgres <<'SQL'
+UPDATE pg_database SET datistemplate = false WHERE datname = 'pgworld_template';
+DROP DATABASE IF EXISTS pgworld_template;
+CREATE DATABASE pgworld_template;
+SQL
+  pgworld_db "$1" pgworld_template
+  psql_at "$1" postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_it_dispatcher') THEN CREATE ROLE pgworld_it_dispatcher LOGIN IN ROLE pgworld_service; END IF; END \$\$"
+  psql_at "$1" postgres -c "ALTER DATABASE pgworld_template IS_TEMPLATE true"
+}
+
 # psql_at PORT DB [args…]
 psql_at() {
   local port=$1 db=$2

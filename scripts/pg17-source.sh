@@ -61,7 +61,8 @@ fetch_verified() {
   fi
 }
 
-# dsc_checksums DSC: "sha256 name" for every file the .dsc names.
+# dsc_checksums FILE: "sha256 name" for every file named under Checksums-Sha256 (a .dsc, or an
+# index stanza).
 dsc_checksums() {
   awk '/^Checksums-Sha256:/ {on = 1; next} on && /^ / {print $1, $3; next} on {exit}' "$1"
 }
@@ -157,7 +158,7 @@ SRC
   rm -rf "$STAGE" && mkdir -p "$STAGE"
   while read -r sha name; do
     fetch_verified "$MIRROR/$dir/$name" "$STAGE/$name" "$sha" "the signed index" || return 1
-  done < <(awk '/^Checksums-Sha256:/ {on = 1; next} on && /^ / {print $1, $3; next} on {exit}' <<<"$stanza")
+  done < <(dsc_checksums /dev/stdin <<<"$stanza")
   publish "$version" || return 1
   say "PostgreSQL $version source (index of $SUITE) from $MIRROR/$dir"
 }

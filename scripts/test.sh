@@ -83,16 +83,7 @@ start_test_cluster() {
   leftovers=$(psql_at "$TEST_PORT" postgres -tAc "SELECT datname FROM pg_database WHERE datname ~ '^(it_|pgworld_wdk_|pgworld_e2e_|bench_)'")
   for db in $leftovers; do psql_at "$TEST_PORT" postgres -qc "DROP DATABASE \"$db\" WITH (FORCE)"; done
   # Each test database is cloned from this template, so tests run in parallel on fresh state.
-  psql_at "$TEST_PORT" postgres <<'SQL'
-UPDATE pg_database SET datistemplate = false WHERE datname = 'pgworld_template';
-DROP DATABASE IF EXISTS pgworld_template;
-CREATE DATABASE pgworld_template;
-SQL
-  # A fresh install holds no app; the tests act for the single-tenant app `default`.
-  psql_at "$TEST_PORT" pgworld_template -c "CREATE EXTENSION pgworld" -c "SELECT workflow.app_provision('{\"appId\":\"default\"}')" >/dev/null
-  # The dispatchers under test log in as a plain member of pgworld_service, as in production.
-  psql_at "$TEST_PORT" postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgworld_it_dispatcher') THEN CREATE ROLE pgworld_it_dispatcher LOGIN IN ROLE pgworld_service; END IF; END \$\$"
-  psql_at "$TEST_PORT" postgres -c "ALTER DATABASE pgworld_template IS_TEMPLATE true"
+  pgworld_template "$TEST_PORT"
 }
 
 # run_regress DB OUT: the golden files against database DB, results in OUT.

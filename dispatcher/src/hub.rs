@@ -1,5 +1,5 @@
-//! Fans `pgworld_stream` pings (each stream's opaque channel, from `stream_state`) out to the live stream reads of this
-//! replica. A reader subscribes before reading, so a write committed in between is never missed.
+//! Fans `pgworld_stream` pings (each stream's opaque channel, from `stream_state`) out to the
+//! live stream reads of this replica. A reader subscribes before reading, so a write committed in between is never missed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};

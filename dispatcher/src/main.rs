@@ -81,11 +81,11 @@ async fn run() -> Result<()> {
     }
     tracing::info!(listen = %config.listen, api = config.api_enabled, dispatch = config.dispatch.enabled,
                    mode = if state.auth.single_app().is_some() { "single" } else { "k8s" }, "pgworld-dispatcher serving");
-    let mut servers = vec![serve(listener, api::app(state.clone()), config.connections, stop.clone())];
+    let mut servers = vec![tokio::spawn(serve::run(listener, api::app(state.clone()), config.connections, stop.clone()))];
     if let Some(port) = config.metrics_port.filter(|p| *p != config.listen.port()) {
         let addr = std::net::SocketAddr::new(config.listen.ip(), port);
         match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => servers.push(serve(l, api::ops(state), config.connections, stop.clone())),
+            Ok(l) => servers.push(tokio::spawn(serve::run(l, api::ops(state), config.connections, stop.clone()))),
             Err(e) => tracing::warn!(%addr, error = %e, "metrics port unavailable; /metrics stays on the main port"),
         }
     }
@@ -105,16 +105,6 @@ async fn run() -> Result<()> {
     }
     tracing::info!("pgworld-dispatcher stopped");
     Ok(())
-}
-
-/// Serves a router until `stop` (see `serve`).
-fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    limits: config::ConnectionLimits,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(serve::run(listener, router, limits, stop))
 }
 
 /// Single-tenant start-up creates the app (and its encryption secret) if it is new. Until that

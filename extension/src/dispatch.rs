@@ -177,7 +177,7 @@ fn reschedule(c: &mut SpiClient<'_>, m: &Held, seconds: f64) {
         &[m.id.into(), seconds.into()],
     );
     if seconds <= 0.0 {
-        q::notify(c);
+        crate::pings::queue(c);
     }
 }
 

@@ -49,14 +49,14 @@ pub fn now_micros() -> i64 {
     pg_now + PG_EPOCH_OFFSET_MICROS
 }
 
-/// This backend's local transaction id: changes with every transaction, so per-transaction
-/// caches can key on it.
 /// True when `xid` belongs to the running transaction or one of its live subtransactions.
 pub fn is_current_transaction(xid: u32) -> bool {
     // SAFETY: a lookup in this backend's transaction state; any xid value is a valid argument.
     unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(xid)) }
 }
 
+/// This backend's local transaction id: changes with every transaction, so per-transaction
+/// caches can key on it.
 pub fn local_xid() -> u32 {
     // SAFETY: MyProc is set for every regular backend before any SQL function can run, and
     // only this backend writes its own vxid.

@@ -6,8 +6,9 @@
 //!   that will ping is still open, holding the `notify_gate` row until its commit. Client roles
 //!   have no privilege on that table, so they cannot hold it. A skipped ping costs latency at most,
 //!   never a message: dispatchers also poll, and a busy queue pings constantly.
-//! - `pgworld_stream` carries `stream_channel(app, name)`, an HMAC under a key only pgworld reads,
-//!   which a live reader learns from `stream_state` and no one else can link to a stream.
+//! - `pgworld_stream` carries `stream_channel(app, name)`, a keyed hash (HKDF-SHA256) under a key
+//!   only pgworld reads, which a live reader learns from `stream_state` and no one else can link
+//!   to a stream.
 //!
 //! A library newer than the database's schema (before `ALTER EXTENSION pgworld UPDATE`) pings the
 //! way 0.2.0 did.

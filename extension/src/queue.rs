@@ -1,7 +1,7 @@
 //! Enqueue, dead letters and the messages pgworld writes itself (spec/queue.md §4, §10, §11).
 
 use crate::db::{self, OrInternal, Row};
-use crate::{ffi, tenancy};
+use crate::{ffi, pings, tenancy};
 use pgrx::datum::JsonB;
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
@@ -25,11 +25,6 @@ pub fn parse_public_id(s: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok().filter(|n| *n > 0)
-}
-
-/// A wake-up for dispatchers at commit (see `pings`).
-pub fn notify(c: &mut SpiClient<'_>) {
-    crate::pings::queue(c);
 }
 
 pub fn version_expired(c: &SpiClient<'_>, app: i32, version: &str) -> bool {
@@ -62,7 +57,7 @@ pub fn enqueue(env: WfResult<Envelope>) -> WfResult<Value> {
             let at = ffi::now_micros() + delay_micros;
             Ok(json!({"messageId": public_id(id), "scheduled": true, "deliverAt": ts::to_iso(at)}))
         } else {
-            notify(c);
+            pings::queue(c);
             Ok(json!({"messageId": public_id(id)}))
         }
     })
@@ -150,7 +145,7 @@ pub fn enqueue_continuation(c: &mut SpiClient<'_>, app: i32, queue_name: &str, r
         headers: serde_json::Map::new(),
     };
     let id = insert(c, app, &env, 0).ok_or("no row").or_internal("continuation insert");
-    notify(c);
+    pings::queue(c);
     id
 }
 
@@ -245,7 +240,7 @@ pub fn dead_letter_retry(message_id: &str) -> WfResult<Value> {
             &[id.into()],
         );
         db::update(c, "UPDATE workflow.message_bodies SET last_failure = NULL WHERE id = $1", &[id.into()]);
-        notify(c);
+        pings::queue(c);
         Ok(json!({"retried": true, "messageId": public_id(id)}))
     })
 }

@@ -124,7 +124,7 @@ pub fn wake_up(run_id: &str) -> WfResult<Value> {
                 &[app.into(), run_id.into()],
             );
             if promoted > 0 {
-                q::notify(c);
+                crate::pings::queue(c);
             }
             if !queued {
                 let queue_name = workflow_queue(c, app, run_id, &run.workflow_name);

@@ -65,13 +65,9 @@ fn write(run_id: &str, name: &str, chunks: Vec<Vec<u8>>, close: bool) -> WfResul
              WHERE application_id = $1 AND name = $2",
             &[app.into(), name.into(), n.into(), close.into()],
         );
-        notify(c, app, name);
+        crate::pings::stream(c, app, name);
         Ok(json!({}))
     })
-}
-
-fn notify(c: &mut SpiClient<'_>, app: i32, name: &str) {
-    crate::pings::stream(c, app, name);
 }
 
 /// (exists, chunk count, closed) of a stream of the current app.

@@ -96,7 +96,7 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
              AND state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NOT NULL",
             &[app.into(), version.as_str().into()],
         );
-        q::notify(c);
+        crate::pings::queue(c);
         Ok(json!({"registered": true}))
     })
 }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 /// Chunks fetched per read call at most.
 const READ_BATCH: i32 = 500;
-/// A snapshot read fetches fewer chunks per call while its batches stay above this many bytes,
-/// and the response holds at most two batches in flight, so a reader's memory stays bounded
-/// however long the stream is.
+/// Reads fetch fewer chunks per call while their batches hold more than this many bytes.
 const READ_BATCH_BYTES: usize = 256 * 1024;
+/// Body frames a read holds ready for a slow client.
+const IN_FLIGHT: usize = 2;
 /// Small chunks go out together, in body frames of about this size.
 const FRAME_BYTES: usize = 64 * 1024;
 /// A live read re-checks at least this often, in case a ping was lost.
@@ -94,7 +94,7 @@ pub async fn read(state: &AppState, caller: Caller, parsed: &Parsed) -> Result<R
         return Ok(octet_stream(Body::from_stream(snapshot(state.clone(), caller, name, from))));
     }
     // Live: subscribe first, then read, so no commit falls between the two unnoticed.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
     let state = state.clone();
     tokio::spawn(async move {
         let wake = state.hub.subscribe(first.channel.clone());
@@ -107,21 +107,10 @@ pub async fn read(state: &AppState, caller: Caller, parsed: &Parsed) -> Result<R
                     return;
                 }
             };
-            while next < s.count {
-                match chunks_from(&state, &caller, &name, next, READ_BATCH).await {
-                    Ok(batch) if !batch.is_empty() => {
-                        for (idx, data) in batch {
-                            next = idx + 1;
-                            if tx.send(Ok(Bytes::from(data))).await.is_err() {
-                                return; // the client went away
-                            }
-                        }
-                    }
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(stream = %name, error = %e.message, "live stream read failed");
-                        return;
-                    }
+            if next < s.count {
+                match pump(&state, &caller, &name, next, &tx).await {
+                    Ok(after) => next = after,
+                    Err(_) => return,
                 }
             }
             if s.closed && next >= s.count {
@@ -147,43 +136,59 @@ fn snapshot(
     name: String,
     from: i64,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<Bytes, std::io::Error>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
     tokio::spawn(async move {
-        let (mut next, mut batch) = (from, 4);
-        loop {
-            let chunks = match chunks_from(&state, &caller, &name, next, batch).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(stream = %name, error = %e.message, "stream read failed");
-                    let _ = tx.send(Err(std::io::Error::other("stream read failed"))).await;
-                    return;
-                }
-            };
-            let done = chunks.len() < batch as usize;
-            let bytes: usize = chunks.iter().map(|(_, d)| d.len()).sum();
-            let mut frame = Vec::new();
-            for (idx, data) in chunks {
-                next = idx + 1;
-                let out = if data.len() >= FRAME_BYTES && frame.is_empty() {
-                    Some(data)
-                } else {
-                    frame.extend_from_slice(&data);
-                    (frame.len() >= FRAME_BYTES).then(|| std::mem::take(&mut frame))
-                };
-                if let Some(out) = out {
-                    if tx.send(Ok(Bytes::from(out))).await.is_err() {
-                        return; // the client went away
-                    }
-                }
-            }
-            if !frame.is_empty() && tx.send(Ok(Bytes::from(frame))).await.is_err() {
-                return;
-            }
-            if done {
-                return;
-            }
-            batch = if bytes > READ_BATCH_BYTES { (batch / 2).max(1) } else { (batch * 2).min(READ_BATCH) };
+        if let Err(Cut::Failed) = pump(&state, &caller, &name, from, &tx).await {
+            let _ = tx.send(Err(std::io::Error::other("stream read failed"))).await;
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Why `pump` stopped before the end of the stream.
+enum Cut {
+    ClientGone,
+    Failed,
+}
+
+/// Sends every chunk from index `next` on to `tx`, and returns the index after the last one.
+/// Batches shrink while they hold more than `READ_BATCH_BYTES` and grow while they hold less,
+/// and small chunks go out together in frames, so a reader holds little memory at a time
+/// however long the stream or large its chunks.
+async fn pump(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    mut next: i64,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<i64, Cut> {
+    let mut batch = 4;
+    loop {
+        let chunks = chunks_from(state, caller, name, next, batch).await.map_err(|e| {
+            tracing::warn!(stream = %name, error = %e.message, "stream read failed");
+            Cut::Failed
+        })?;
+        let done = chunks.len() < batch as usize;
+        let bytes: usize = chunks.iter().map(|(_, d)| d.len()).sum();
+        let mut frame = Vec::new();
+        for (idx, data) in chunks {
+            next = idx + 1;
+            let out = if data.len() >= FRAME_BYTES && frame.is_empty() {
+                Some(data)
+            } else {
+                frame.extend_from_slice(&data);
+                (frame.len() >= FRAME_BYTES).then(|| std::mem::take(&mut frame))
+            };
+            if let Some(out) = out {
+                tx.send(Ok(Bytes::from(out))).await.map_err(|_| Cut::ClientGone)?;
+            }
+        }
+        if !frame.is_empty() {
+            tx.send(Ok(Bytes::from(frame))).await.map_err(|_| Cut::ClientGone)?;
+        }
+        if done {
+            return Ok(next);
+        }
+        batch = if bytes > READ_BATCH_BYTES { (batch / 2).max(1) } else { (batch * 2).min(READ_BATCH) };
+    }
 }

@@ -161,8 +161,9 @@ check_run_still_serves() {
 
 main() {
   note_running_run
-  want scripts && scripts_tier
+  # The set-up first: it installs what every tier uses (gpg and curl for the scripts tier too).
   bash "$REPO_ROOT/scripts/setup.sh"
+  want scripts && scripts_tier
   use_installation test
   # For tests that run a private cluster (restarting PostgreSQL under load).
   export PGWORLD_PG_BIN="$PG_BIN"

@@ -28,7 +28,7 @@ trap 'cluster_stop "$DATA"' EXIT
 step "cargo build --release (benchmark harnesses and pgworld-dispatcher)"
 (cd "$REPO_ROOT" && cargo build -q --release -p pgworld-it --bins -p pgworld-dispatcher)
 fresh_db() {
-  psql_at "$PORT" postgres -c "DROP DATABASE IF EXISTS bench" -c "CREATE DATABASE bench"
+  psql_at "$PORT" postgres -c "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench"
   pgworld_db "$PORT" bench
 }
 export PGWORLD_BENCH_URL="postgres://postgres@127.0.0.1:$PORT/bench"

@@ -224,6 +224,8 @@ CREATE TABLE messages (
     delivered_at         timestamptz,
     dead_at              timestamptz,
     failure_finalized_at timestamptz,
+    -- The transaction that last made the message due (set by messages_ready below).
+    ready_xid            bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (id)
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE messages IS 'Queue messages (queue.md). Public id msg_<id>; bodies in message_bodies.';
@@ -231,6 +233,16 @@ COMMENT ON TABLE messages IS 'Queue messages (queue.md). Public id msg_<id>; bod
 -- the versions that have handlers, so a backlog nobody serves never slows them down.
 CREATE INDEX messages_due_idx ON messages (application_id, deployment_version, available_at, id)
     WHERE state IN ('pending', 'deferred', 'retrying');
+-- Claims keep a floor in claim order and look below it only for messages made due by
+-- transactions their snapshot did not see (pgworld_core::queue::scan): this index finds those
+-- without walking the dead row versions at the head of messages_due_idx.
+CREATE INDEX messages_ready_xid_idx ON messages (application_id, deployment_version, ready_xid)
+    WHERE state IN ('pending', 'deferred', 'retrying');
+CREATE FUNCTION _messages_mark_ready() RETURNS trigger
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN NEW.ready_xid := pg_current_xact_id()::text::bigint; RETURN NEW; END $$;
+CREATE TRIGGER messages_ready BEFORE INSERT OR UPDATE OF state, available_at ON messages
+    FOR EACH ROW WHEN (NEW.state IN ('pending', 'deferred', 'retrying')) EXECUTE FUNCTION _messages_mark_ready();
 CREATE INDEX messages_unroutable_idx ON messages (application_id, deployment_version)
     WHERE state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NOT NULL;
 CREATE UNIQUE INDEX messages_lease_idx ON messages (lease_id) WHERE state = 'leased';

@@ -7,6 +7,8 @@ use crate::error::{WfError, WfResult};
 use crate::payload::Payload;
 use serde_json::{json, Map, Value};
 
+pub mod scan;
+
 /// The 10th failed delivery makes a message dead (queue.md §8.2).
 pub const MAX_ATTEMPTS: i32 = 10;
 pub const MAX_QUEUE_NAME_CHARS: usize = 512;

@@ -97,19 +97,18 @@ impl Dispatcher {
             if free > 0 {
                 let batch = free.min(CLAIM_BATCH);
                 match self.claim(batch).await {
-                    Ok(claimed) => {
+                    Ok((claimed, next_due)) => {
                         failures = 0;
-                        let n = claimed.len();
                         for m in claimed {
                             self.start_delivery(m);
                         }
-                        if n == batch {
+                        let Some(next_due) = next_due else {
                             // A full batch: more may be due right now.
                             self.more_waiting.store(true, Ordering::Release);
                             continue;
-                        }
+                        };
                         self.more_waiting.store(false, Ordering::Release);
-                        wait = self.next_due_wait().await;
+                        wait = next_due;
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -128,7 +127,9 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(&self, max: usize) -> anyhow::Result<Vec<Claimed>> {
+    /// Claims up to `max` messages; after a short batch, also how long until more may be due,
+    /// asked on the same connection: the extension's scan floors live in the backend that claimed.
+    async fn claim(&self, max: usize) -> anyhow::Result<(Vec<Claimed>, Option<Duration>)> {
         let client = self.pool.get().await?;
         let stmt = client
             .prepare_cached(
@@ -136,19 +137,16 @@ impl Dispatcher {
                  FROM workflow.dispatch_claim($1, $2, $3)",
             )
             .await?;
-        let max = i32::try_from(max)?;
-        let rows = client.query(&stmt, &[&self.cfg.owner, &max, &self.cfg.lease.as_secs_f64()]).await?;
+        let rows = client.query(&stmt, &[&self.cfg.owner, &i32::try_from(max)?, &self.cfg.lease.as_secs_f64()]).await?;
         let claimed: Vec<Claimed> = rows.iter().map(Claimed::from_row).collect::<anyhow::Result<_>>()?;
         self.lock_held().extend(claimed.iter().map(|m| m.lease_id));
-        Ok(claimed)
+        let next_due = if claimed.len() < max { Some(self.next_due_wait(&client).await) } else { None };
+        Ok((claimed, next_due))
     }
 
     /// Until the next message becomes due or lease expires, within the polling interval.
-    async fn next_due_wait(&self) -> Duration {
+    async fn next_due_wait(&self, client: &deadpool_postgres::Client) -> Duration {
         let poll = self.cfg.poll_interval;
-        let Ok(client) = self.pool.get().await else {
-            return poll;
-        };
         let Ok(stmt) =
             client.prepare_cached("SELECT extract(epoch FROM workflow.dispatch_next_due() - clock_timestamp())::float8").await
         else {

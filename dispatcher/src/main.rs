@@ -38,6 +38,9 @@ async fn run() -> Result<()> {
     let manager = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
     let pool = Pool::builder(manager)
         .max_size(config.pool_size)
+        // The most recently used connection first: claims mostly land on one backend, whose
+        // scan floors are then current (extension claim.rs).
+        .queue_mode(deadpool_postgres::QueueMode::Lifo)
         .wait_timeout(Some(Duration::from_secs(5)))
         .create_timeout(Some(Duration::from_secs(10)))
         .runtime(deadpool_postgres::Runtime::Tokio1)

@@ -1,5 +1,5 @@
-//! The dispatcher's side of the queue (spec/queue.md §5, §8, §9): claims under leases, outcomes,
-//! failures with the retry schedule, expired leases, and what a dead message does to its run.
+//! The dispatcher's side of the queue (spec/queue.md §5, §8, §9): outcomes of leased messages,
+//! failures with the retry schedule, and what a dead message does to its run (claims: claim.rs).
 //! These act across apps (dispatchers serve every app) and are granted to pgworld_service only.
 
 use crate::db::{self, Row};
@@ -38,94 +38,6 @@ pub fn held_from(r: &pgrx::spi::SpiHeapTupleData<'_>) -> Held {
         version: r.text(6),
         attempts: r.int(7),
     }
-}
-
-/// `workflow.dispatch_claim(owner, max, lease_seconds)`: due, routable messages, oldest first.
-// pgrx reads the column names from the signature, so the row type cannot be an alias.
-#[allow(clippy::type_complexity)]
-#[pg_extern(volatile, parallel_unsafe, name = "_dispatch_claim")]
-fn dispatch_claim(
-    owner: &str,
-    max: i32,
-    lease_seconds: f64,
-) -> TableIterator<
-    'static,
-    (
-        name!(lease_id, Uuid),
-        name!(id, i64),
-        name!(queue_name, String),
-        name!(kind, String),
-        name!(url, Option<String>),
-        name!(encoding, String),
-        name!(body_json, Option<JsonB>),
-        name!(body_cbor, Option<Vec<u8>>),
-        name!(headers, Option<JsonB>),
-        name!(attempts, i32),
-        name!(deployment_version, String),
-        name!(application_id, i32),
-    ),
-> {
-    let max = max.clamp(1, 1000);
-    let lease_seconds = if lease_seconds.is_finite() { lease_seconds.clamp(0.1, 86_400.0) } else { 60.0 };
-    let rows = tenancy::with_cross_app(|| {
-        Spi::connect_mut(|c| {
-            expire_leases(c, i64::from(max));
-            db::update(
-                c,
-                "WITH routes AS (SELECT DISTINCT application_id, deployment_version FROM workflow.handlers), \
-                 due AS (SELECT q.id FROM routes r CROSS JOIN LATERAL ( \
-                           SELECT m.id, m.available_at FROM workflow.messages m \
-                           WHERE m.application_id = r.application_id AND m.deployment_version = r.deployment_version \
-                             AND m.state IN ('pending', 'deferred', 'retrying') AND m.available_at <= now() \
-                           ORDER BY m.available_at, m.id LIMIT $2 FOR UPDATE SKIP LOCKED) q \
-                         ORDER BY q.available_at, q.id LIMIT $2), \
-                 claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = gen_random_uuid(), lease_owner = $1, \
-                   lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-                   FROM due WHERE m.id = due.id \
-                   RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id) \
-                 SELECT c.lease_id, c.id, c.queue_name, c.kind, \
-                   (SELECT u.url FROM (SELECT DISTINCT CASE c.kind WHEN 'workflow' THEN h.workflow_url \
-                                                              WHEN 'step' THEN h.step_url ELSE h.webhook_url END AS url \
-                                       FROM workflow.handlers h \
-                                       WHERE h.application_id = c.application_id AND h.deployment_version = c.deployment_version) u \
-                    ORDER BY random() LIMIT 1), \
-                   b.encoding, b.body_json, b.body_cbor, b.headers, c.attempts, c.deployment_version, c.application_id \
-                 FROM claimed c JOIN workflow.message_bodies b ON b.id = c.id ORDER BY c.id",
-                &[owner.into(), max.into(), lease_seconds.into()],
-            )
-            .map(|r| {
-                (
-                    r.get::<Uuid>(1).ok().flatten().unwrap_or_else(|| Uuid::from_bytes([0; 16])),
-                    r.bigint(2),
-                    r.text(3),
-                    r.text(4),
-                    r.opt_text(5),
-                    r.text(6),
-                    r.json(7).map(JsonB),
-                    r.get::<Vec<u8>>(8).ok().flatten(),
-                    r.json(9).map(JsonB),
-                    r.int(10),
-                    r.text(11),
-                    r.int(12),
-                )
-            })
-            .collect::<Vec<_>>()
-        })
-    });
-    TableIterator::new(rows)
-}
-
-/// Expired leases count as failed deliveries (queue.md §5.3); at most `limit` per call.
-pub fn expire_leases(c: &mut SpiClient<'_>, limit: i64) -> i64 {
-    let sql = format!(
-        "SELECT {HELD_COLS} FROM workflow.messages m WHERE m.state = 'leased' AND m.lease_expires_at < now() \
-         ORDER BY m.lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED"
-    );
-    let expired: Vec<Held> = db::update(c, &sql, &[limit.into()]).map(|r| held_from(&r)).collect();
-    for m in &expired {
-        record_failure(c, m, &Failure::decided("LEASE_EXPIRED", "delivery lease expired before an outcome was recorded"));
-    }
-    expired.len() as i64
 }
 
 /// `workflow.dispatch_complete(lease_id, outcome)`: false when the lease is no longer held.
@@ -342,30 +254,6 @@ fn dispatch_delivered(lease_ids: Array<'_, Uuid>) -> i64 {
                 &[lease_ids.into()],
             )
             .len() as i64
-        })
-    })
-}
-
-/// `workflow.dispatch_next_due()`: when the next claim could find work (a routable queued
-/// message becoming due, or a lease expiring); NULL when nothing is waiting.
-#[pg_extern(stable, parallel_safe, name = "_dispatch_next_due")]
-fn dispatch_next_due() -> Option<pgrx::datum::TimestampWithTimeZone> {
-    tenancy::with_cross_app(|| {
-        Spi::connect(|c| {
-            db::select(
-                c,
-                "SELECT least((SELECT min(q.available_at) \
-                               FROM (SELECT DISTINCT application_id, deployment_version FROM workflow.handlers) r \
-                               CROSS JOIN LATERAL (SELECT m.available_at FROM workflow.messages m \
-                                 WHERE m.application_id = r.application_id AND m.deployment_version = r.deployment_version \
-                                   AND m.state IN ('pending', 'deferred', 'retrying') \
-                                 ORDER BY m.available_at LIMIT 1) q), \
-                              (SELECT min(lease_expires_at) FROM workflow.messages WHERE state = 'leased'))",
-                &[],
-            )
-            .next()
-            .and_then(|r| r.ts(1))
-            .map(db::ts_datum)
         })
     })
 }

@@ -10,6 +10,7 @@ use pgrx::JsonB;
 use pgworld_core::{WfError, WfResult};
 use serde_json::Value;
 
+mod claim;
 mod db;
 mod dispatch;
 mod entities;

@@ -16,7 +16,7 @@ const BATCH: i64 = 1000;
 pub fn maint_run() -> Value {
     tenancy::with_cross_app(|| {
         Spi::connect_mut(|c| {
-            let expired_leases = dispatch::expire_leases(c, BATCH);
+            let (expired_leases, _) = crate::claim::expire_from(c, i64::MIN, BATCH);
             let (marked, cleared, unroutable_dead) = unroutable(c);
             let version_dead = kill_expired_versions(c);
             let reaped = reap_orphans(c, 100);

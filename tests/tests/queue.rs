@@ -557,3 +557,139 @@ async fn apps_never_see_each_others_messages() -> Result<()> {
     ensure!(matches!(&r, Err(e) if e.sqlstate == "WF404"), "{r:?}");
     Ok(())
 }
+
+async fn enqueue_v1(c: &Client, message: Value) -> Result<i64> {
+    let out = enqueue(c, json!({"queueName": "__wkf_workflow_w", "message": message, "deploymentId": "v1"}))
+        .await?
+        .map_err(|e| anyhow!("{e:?}"))?;
+    Ok(msg_num(out["messageId"].as_str().unwrap_or_default()))
+}
+
+/// Claims resume from a floor in claim order (extension claim.rs). A message due before the
+/// floor whose transaction commits later (a long app transaction, a wake-up racing a claim) is
+/// still found, by the transaction that made it due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_committed_after_claims_moved_past_its_due_time_is_still_claimed() -> Result<()> {
+    let db = TestDb::new().await?;
+    let c = db.session("default").await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
+    let slow = db.session("default").await?;
+    slow.batch_execute("BEGIN").await?;
+    // Due at this transaction's start, before every message below.
+    let late = enqueue_v1(&slow, json!({"late": true})).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut early = BTreeSet::new();
+    for i in 0..3 {
+        early.insert(enqueue_v1(&c, json!({"i": i})).await?);
+    }
+    let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
+    let first: BTreeSet<i64> = claim(&d, 10, 60.0).await?.iter().map(|r| r.1).collect();
+    ensure!(first == early, "the committed messages: {first:?}");
+    // Claims in between, with the slow transaction still open, find nothing and move on.
+    ensure!(claim(&d, 10, 60.0).await?.is_empty(), "nothing else is due yet");
+    let after = enqueue_v1(&c, json!({"after": true})).await?;
+    ensure!(claim(&d, 10, 60.0).await?.iter().map(|r| r.1).collect::<Vec<_>>() == vec![after], "the next one");
+    slow.batch_execute("COMMIT").await?;
+    let second: Vec<i64> = claim(&d, 10, 60.0).await?.iter().map(|r| r.1).collect();
+    ensure!(second == vec![late], "the late message is claimed once its transaction commits: {second:?}");
+    // A message made due again by a transaction that began before the last claim: same rule.
+    let waker = db.superuser().await?;
+    waker.batch_execute("BEGIN").await?;
+    waker
+        .execute("UPDATE workflow.messages SET state = 'pending', lease_id = NULL, available_at = now() WHERE id = $1", &[&late])
+        .await?;
+    let more = enqueue_v1(&c, json!({"more": true})).await?;
+    ensure!(claim(&d, 10, 60.0).await?.iter().map(|r| r.1).collect::<Vec<_>>() == vec![more], "the newer one first");
+    waker.batch_execute("COMMIT").await?;
+    ensure!(claim(&d, 10, 60.0).await?.iter().map(|r| r.1).collect::<Vec<_>>() == vec![late], "made due again");
+    Ok(())
+}
+
+/// Several producers and two claimers while an old REPEATABLE READ snapshot stays open: every
+/// message is claimed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_take_every_message_once_while_an_old_snapshot_is_open() -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const PRODUCERS: usize = 4;
+    const EACH: usize = 60;
+    let db = TestDb::new().await?;
+    let c = db.session("default").await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
+    let reader = db.superuser().await?;
+    reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM workflow.messages").await?;
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let s = db.session("default").await?;
+        producers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..EACH {
+                ids.push(enqueue_v1(&s, json!({"p": p, "i": i})).await?);
+            }
+            anyhow::Ok(ids)
+        }));
+    }
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut claimers = Vec::new();
+    for _ in 0..2 {
+        let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
+        let total = Arc::clone(&total);
+        claimers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while total.load(Ordering::SeqCst) < PRODUCERS * EACH && std::time::Instant::now() < deadline {
+                let batch = claim(&d, 7, 60.0).await?;
+                if batch.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    continue;
+                }
+                let leases: Vec<String> = batch.iter().map(|r| r.0.clone()).collect();
+                d.execute("SELECT workflow.dispatch_delivered($1::text[]::uuid[])", &[&leases]).await?;
+                total.fetch_add(batch.len(), Ordering::SeqCst);
+                got.extend(batch.iter().map(|r| r.1));
+            }
+            anyhow::Ok(got)
+        }));
+    }
+    let mut produced = BTreeSet::new();
+    for p in producers {
+        produced.extend(p.await??);
+    }
+    let mut claimed = Vec::new();
+    for h in claimers {
+        claimed.extend(h.await??);
+    }
+    let distinct: BTreeSet<i64> = claimed.iter().copied().collect();
+    ensure!(distinct.len() == claimed.len(), "a message was claimed twice");
+    ensure!(distinct == produced, "claimed {} of {} messages", distinct.len(), produced.len());
+    reader.batch_execute("COMMIT").await?;
+    Ok(())
+}
+
+/// A claim that locked messages and rolled back (a dispatcher killed mid-claim) leaves them below
+/// another backend's floor; that backend's periodic scan from the start finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_rolled_back_claim_held_are_found_by_the_periodic_full_scan() -> Result<()> {
+    let db = TestDb::new().await?;
+    let c = db.session("default").await?;
+    register(&c, "pod-1", "v1", endpoints()).await?;
+    let mut held = BTreeSet::new();
+    for i in 0..3 {
+        held.insert(enqueue_v1(&c, json!({"i": i})).await?);
+    }
+    let crashing = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
+    crashing.batch_execute("BEGIN").await?;
+    ensure!(claim(&crashing, 10, 60.0).await?.len() == 3, "the crashing claim holds all three");
+    let after = enqueue_v1(&c, json!({"after": true})).await?;
+    let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
+    ensure!(claim(&d, 10, 60.0).await?.iter().map(|r| r.1).collect::<Vec<_>>() == vec![after], "locked rows skipped");
+    crashing.batch_execute("ROLLBACK").await?;
+    let started = std::time::Instant::now();
+    let mut found = BTreeSet::new();
+    while found != held {
+        ensure!(started.elapsed() < std::time::Duration::from_secs(45), "found {found:?} of {held:?} after 45 s");
+        found.extend(claim(&d, 10, 60.0).await?.iter().map(|r| r.1));
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Ok(())
+}

@@ -85,6 +85,9 @@ struct Args {
     backlog: i64,
     samples: usize,
     clients: usize,
+    reader_seconds: u64,
+    /// `--only delivery`: the two delivery-rate figures alone.
+    delivery_only: bool,
 }
 
 fn args() -> Result<Args> {
@@ -95,6 +98,8 @@ fn args() -> Result<Args> {
         backlog: 300_000,
         samples: 500,
         clients: 8,
+        reader_seconds: 120,
+        delivery_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -104,6 +109,8 @@ fn args() -> Result<Args> {
             "--backlog" => a.backlog = value.parse()?,
             "--samples" => a.samples = value.parse()?,
             "--clients" => a.clients = value.parse()?,
+            "--reader-seconds" => a.reader_seconds = value.parse()?,
+            "--only" if value == "delivery" => a.delivery_only = true,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -136,6 +143,129 @@ async fn main() -> Result<()> {
     let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
     println!("pgworld queue bench: {cpus} CPUs, dispatcher pid {} (default settings: concurrency 200, lease 60 s)", d.pid());
 
+    if !a.delivery_only {
+        latency_and_enqueue_rate(&a, &admin, &sink, &endpoints).await?;
+    }
+
+    // 3. Sustained delivery: a backlog no handler serves yet, then a handler registers and the
+    //    dispatcher drains it; the rate is counted at the sink over the window after a warm-up.
+    enqueue_backlog(&admin, "load", a.backlog).await?;
+    admin.batch_execute("VACUUM ANALYZE workflow.messages, workflow.message_bodies").await?;
+    let before = sink.count.load(Ordering::Relaxed);
+    admin
+        .query_one(
+            "SELECT workflow.handler_register($1)",
+            &[&json!({"podId": "sink2", "deploymentVersion": "load", "endpoints": endpoints})],
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (window_start, start_count) = (Instant::now(), sink.count.load(Ordering::Relaxed));
+    let mut peak_rss = 0f64;
+    while window_start.elapsed() < Duration::from_secs(a.seconds) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_mib(d.pid()).0);
+        if sink.count.load(Ordering::Relaxed) - before >= a.backlog as u64 {
+            println!("  (the backlog ran out before the window ended: raise --backlog)");
+            break;
+        }
+    }
+    let delivered = sink.count.load(Ordering::Relaxed) - start_count;
+    let rate = delivered as f64 / window_start.elapsed().as_secs_f64();
+    println!(
+        "{:<52} {:>8.0} msg/s  (target >= 5000; {delivered} in {:.1} s)",
+        "sustained delivery rate to a local sink",
+        rate,
+        window_start.elapsed().as_secs_f64()
+    );
+    let (_, hwm) = rss_mib(d.pid());
+    println!("{:<52} {:>8.1} MiB  (target <= 20)", "dispatcher RSS, idle", idle_rss);
+    println!("{:<52} {:>8.1} MiB  (target <= 60; peak VmHWM {hwm:.1})", "dispatcher RSS under load (max sampled)", peak_rss);
+    if !a.delivery_only {
+        stream_reads(&admin, &d).await?;
+        ready_under_slowloris(&d).await?;
+    }
+    admin.execute("SELECT workflow.handler_deregister('sink2')", &[]).await?;
+    with_long_reader(&a, &admin, &sink, &endpoints, rate).await
+}
+
+/// `n` messages due now for `version`, written straight into the queue's tables as the enqueue
+/// function writes them (its own rate is figure 2; a backlog of millions would take minutes).
+async fn enqueue_backlog(admin: &tokio_postgres::Client, version: &str, n: i64) -> Result<()> {
+    for chunk in (0..n).step_by(50_000) {
+        admin
+            .execute(
+                "WITH m AS (INSERT INTO workflow.messages (application_id, state, kind, queue_name, run_id, deployment_version, \
+                                                          available_at, created_at, updated_at) \
+                            SELECT a.application_id, 'pending', 'workflow', '__wkf_workflow_bench', 'wrun_' || g, $2, now(), now(), now() \
+                            FROM workflow.applications a, generate_series(1, $1::bigint) g WHERE a.label = 'default' \
+                            RETURNING id, application_id, run_id) \
+                 INSERT INTO workflow.message_bodies (id, application_id, encoding, body_json) \
+                 SELECT id, application_id, 'json', jsonb_build_object('runId', run_id) FROM m",
+                &[&(n - chunk).min(50_000), &version],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// 6. Sustained delivery while one REPEATABLE READ transaction that has read the queue stays
+///    open for `--reader-seconds` (an operator's psql session, a report): no row version the
+///    queue leaves behind meanwhile can be removed, so the claim path must not walk them.
+async fn with_long_reader(a: &Args, admin: &tokio_postgres::Client, sink: &Sink, endpoints: &Value, rate: f64) -> Result<()> {
+    let backlog = (rate * (a.reader_seconds + 5) as f64 * 1.2) as i64;
+    admin
+        .batch_execute(
+            "DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = 'load'); \
+             DELETE FROM workflow.messages WHERE deployment_version = 'load'",
+        )
+        .await?;
+    enqueue_backlog(admin, "reader", backlog).await?;
+    admin.batch_execute("VACUUM ANALYZE workflow.messages, workflow.message_bodies").await?;
+    let reader = connect(&a.url).await?;
+    reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM workflow.messages").await?;
+    let dead_tuples = || async {
+        let row = admin
+            .query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'workflow' AND relname = 'messages'", &[])
+            .await?;
+        anyhow::Ok(row.get::<_, i64>(0))
+    };
+    let before = sink.count.load(Ordering::Relaxed);
+    admin
+        .query_one(
+            "SELECT workflow.handler_register($1)",
+            &[&json!({"podId": "sink3", "deploymentVersion": "reader", "endpoints": endpoints})],
+        )
+        .await?;
+    let opened = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (window_start, start_count) = (Instant::now(), sink.count.load(Ordering::Relaxed));
+    let mut exhausted = false;
+    while opened.elapsed() < Duration::from_secs(a.reader_seconds) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if sink.count.load(Ordering::Relaxed) - before >= backlog as u64 {
+            exhausted = true;
+            break;
+        }
+    }
+    let delivered = sink.count.load(Ordering::Relaxed) - start_count;
+    let secs = window_start.elapsed().as_secs_f64();
+    let dead = dead_tuples().await?;
+    reader.batch_execute("COMMIT").await?;
+    if exhausted {
+        println!("  (the backlog ran out before the reader closed)");
+    }
+    let with_reader = delivered as f64 / secs;
+    println!(
+        "{:<52} {:>8.0} msg/s  ({:.0}% of the rate without it, target >= 80%; {delivered} in {secs:.1} s, {dead} dead row versions)",
+        format!("delivery rate, {} s REPEATABLE READ reader open", a.reader_seconds),
+        with_reader,
+        100.0 * with_reader / rate
+    );
+    Ok(())
+}
+
+/// 1 and 2: latency on an idle system and the enqueue rate.
+async fn latency_and_enqueue_rate(a: &Args, admin: &tokio_postgres::Client, sink: &Sink, endpoints: &Value) -> Result<()> {
     // 1. Latency on an idle system: one message at a time, enqueue call → arrival at the sink.
     admin
         .query_one(
@@ -198,51 +328,7 @@ async fn main() -> Result<()> {
     let enqueue_rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     println!("{:<52} {:>8.0} msg/s ({} clients, one message per transaction)", "enqueue rate", enqueue_rate, a.clients);
     admin.batch_execute("DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = 'nobody'); DELETE FROM workflow.messages WHERE deployment_version = 'nobody'").await?;
-
-    // 3. Sustained delivery: a backlog no handler serves yet, then a handler registers and the
-    //    dispatcher drains it; the rate is counted at the sink over the window after a warm-up.
-    for chunk in (0..a.backlog).step_by(20_000) {
-        let n = (a.backlog - chunk).min(20_000);
-        admin
-            .execute(
-                "SELECT count(workflow.queue_enqueue('{}', jsonb_build_object('queueName', '__wkf_workflow_bench', \
-                   'message', jsonb_build_object('runId', 'wrun_' || g), 'deploymentId', 'load'))) FROM generate_series(1, $1::bigint) g",
-                &[&n],
-            )
-            .await?;
-    }
-    admin.batch_execute("VACUUM ANALYZE workflow.messages, workflow.message_bodies").await?;
-    let before = sink.count.load(Ordering::Relaxed);
-    admin
-        .query_one(
-            "SELECT workflow.handler_register($1)",
-            &[&json!({"podId": "sink2", "deploymentVersion": "load", "endpoints": endpoints})],
-        )
-        .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (window_start, start_count) = (Instant::now(), sink.count.load(Ordering::Relaxed));
-    let mut peak_rss = 0f64;
-    while window_start.elapsed() < Duration::from_secs(a.seconds) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        peak_rss = peak_rss.max(rss_mib(d.pid()).0);
-        if sink.count.load(Ordering::Relaxed) - before >= a.backlog as u64 {
-            println!("  (the backlog ran out before the window ended: raise --backlog)");
-            break;
-        }
-    }
-    let delivered = sink.count.load(Ordering::Relaxed) - start_count;
-    let rate = delivered as f64 / window_start.elapsed().as_secs_f64();
-    println!(
-        "{:<52} {:>8.0} msg/s  (target >= 5000; {delivered} in {:.1} s)",
-        "sustained delivery rate to a local sink",
-        rate,
-        window_start.elapsed().as_secs_f64()
-    );
-    let (_, hwm) = rss_mib(d.pid());
-    println!("{:<52} {:>8.1} MiB  (target <= 20)", "dispatcher RSS, idle", idle_rss);
-    println!("{:<52} {:>8.1} MiB  (target <= 60; peak VmHWM {hwm:.1})", "dispatcher RSS under load (max sampled)", peak_rss);
-    stream_reads(&admin, &d).await?;
-    ready_under_slowloris(&d).await
+    Ok(())
 }
 
 /// 5. `/ready` latency while 1,000 connections hold half a request head each (below the

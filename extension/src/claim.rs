@@ -1,0 +1,296 @@
+//! Claims (spec/queue.md §5): due, routable messages under leases, oldest first, and the lease
+//! expiry and next-due time that go with them. Each backend keeps scan floors
+//! (`pgworld_core::queue::scan`) so that claims stay fast while an old snapshot keeps the queue's
+//! dead row versions from being vacuumed. A floor changes only when the claim's transaction
+//! commits.
+
+use crate::db::{self, OrInternal, Row};
+use crate::dispatch::{held_from, record_failure, Held, HELD_COLS};
+use pgrx::datum::{JsonB, TimestampWithTimeZone};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{register_xact_callback, PgXactCallbackEvent, Uuid};
+use pgworld_core::queue::scan::{self, ExpiryFloor, Floor, Key, Scan, Taken, Unseen};
+use pgworld_core::queue::Failure;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+type Route = (i32, String);
+
+#[derive(Clone, Default)]
+struct Floors {
+    routes: HashMap<Route, Floor>,
+    expiry: Option<ExpiryFloor>,
+}
+
+thread_local! {
+    static COMMITTED: RefCell<Floors> = RefCell::new(Floors::default());
+    /// This transaction's floors, once a claim ran in it.
+    static PENDING: RefCell<Option<Floors>> = const { RefCell::new(None) };
+}
+
+fn current_floors() -> Floors {
+    PENDING.with(|p| p.borrow().clone()).unwrap_or_else(|| COMMITTED.with(|c| c.borrow().clone()))
+}
+
+fn stage(floors: Floors) {
+    let first = PENDING.with(|p| p.borrow_mut().replace(floors).is_none());
+    if first {
+        register_xact_callback(PgXactCallbackEvent::Commit, || {
+            if let Some(f) = PENDING.with(|p| p.borrow_mut().take()) {
+                COMMITTED.with(|c| *c.borrow_mut() = f);
+            }
+        });
+        register_xact_callback(PgXactCallbackEvent::Abort, || PENDING.with(|p| drop(p.borrow_mut().take())));
+    }
+}
+
+/// A timestamptz argument from PostgreSQL microseconds, where `i64::MIN` is `-infinity`.
+fn ts_arg(raw: i64) -> TimestampWithTimeZone {
+    if raw == i64::MIN {
+        TimestampWithTimeZone::negative_infinity()
+    } else {
+        TimestampWithTimeZone::try_from(raw).or_internal("claim floor timestamp")
+    }
+}
+
+fn raw_ts(r: &pgrx::spi::SpiHeapTupleData<'_>, i: usize) -> i64 {
+    r.get::<TimestampWithTimeZone>(i).or_internal("timestamptz column").map_or(i64::MIN, TimestampWithTimeZone::into_inner)
+}
+
+/// The claim's `now()` and the transactions its snapshot did not see committed; read before the
+/// scans, so it covers every transaction they do not see either.
+fn snapshot(c: &SpiClient<'_>) -> (i64, Unseen) {
+    let row = db::select(
+        c,
+        "SELECT now(), pg_snapshot_xmax(s)::text::bigint, ARRAY(SELECT x::text::bigint FROM pg_snapshot_xip(s) x) \
+         FROM pg_current_snapshot() s",
+        &[],
+    )
+    .next()
+    .map(|r| (raw_ts(&r, 1), r.bigint(2), r.get::<Vec<i64>>(3).ok().flatten().unwrap_or_default()));
+    let (now, xmax, xip) = row.unwrap_or((i64::MIN, i64::MAX, Vec::new()));
+    (now, Unseen { xmax, xip })
+}
+
+struct Candidate {
+    id: i64,
+    key: Key,
+    route: usize,
+    ahead: bool,
+}
+
+const DUE: &str = "m.state IN ('pending', 'deferred', 'retrying') AND m.available_at <= now()";
+
+/// Locks up to `max` due messages of one route as `scan` says.
+fn scan_route(c: &mut SpiClient<'_>, route: &Route, index: usize, scan: &Scan, max: i32, out: &mut Vec<Candidate>) -> usize {
+    let (key, late) = match scan {
+        Scan::Full => (scan::START, None),
+        Scan::From(key, late) => (*key, Some(late)),
+    };
+    let args = |c: &mut SpiClient<'_>, sql: &str, extra: Vec<pgrx::datum::DatumWithOid<'static>>| {
+        let mut a: Vec<pgrx::datum::DatumWithOid<'static>> =
+            vec![route.0.into(), route.1.clone().into(), ts_arg(key.0).into(), key.1.into(), max.into()];
+        a.extend(extra);
+        db::update(c, sql, &a).map(|r| (r.bigint(1), raw_ts(&r, 2))).collect::<Vec<_>>()
+    };
+    let ahead = args(
+        c,
+        &format!(
+            "SELECT m.id, m.available_at FROM workflow.messages m \
+             WHERE m.application_id = $1 AND m.deployment_version = $2 AND {DUE} AND (m.available_at, m.id) > ($3, $4) \
+             ORDER BY m.available_at, m.id LIMIT $5 FOR UPDATE SKIP LOCKED"
+        ),
+        vec![],
+    );
+    out.extend(ahead.into_iter().map(|(id, at)| Candidate { id, key: (at, id), route: index, ahead: true }));
+    let Some(late) = late else {
+        return 0;
+    };
+    // No ORDER BY: the ready_xid index finds these few rows; the claim index would walk them all.
+    let found = args(
+        c,
+        &format!(
+            "SELECT m.id, m.available_at FROM workflow.messages m \
+             WHERE m.application_id = $1 AND m.deployment_version = $2 AND {DUE} AND (m.available_at, m.id) <= ($3, $4) \
+               AND (m.ready_xid >= $6 OR m.ready_xid = ANY($7)) LIMIT $5 FOR UPDATE SKIP LOCKED"
+        ),
+        vec![late.xmax.into(), late.xip.clone().into()],
+    );
+    let n = found.len();
+    out.extend(found.into_iter().map(|(id, at)| Candidate { id, key: (at, id), route: index, ahead: false }));
+    n
+}
+
+/// `workflow.dispatch_claim(owner, max, lease_seconds)`.
+// pgrx reads the column names from the signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe, name = "_dispatch_claim")]
+fn dispatch_claim(
+    owner: &str,
+    max: i32,
+    lease_seconds: f64,
+) -> TableIterator<
+    'static,
+    (
+        name!(lease_id, Uuid),
+        name!(id, i64),
+        name!(queue_name, String),
+        name!(kind, String),
+        name!(url, Option<String>),
+        name!(encoding, String),
+        name!(body_json, Option<JsonB>),
+        name!(body_cbor, Option<Vec<u8>>),
+        name!(headers, Option<JsonB>),
+        name!(attempts, i32),
+        name!(deployment_version, String),
+        name!(application_id, i32),
+    ),
+> {
+    let max = max.clamp(1, 1000);
+    let lease_seconds = if lease_seconds.is_finite() { lease_seconds.clamp(0.1, 86_400.0) } else { 60.0 };
+    let rows = crate::tenancy::with_cross_app(|| {
+        Spi::connect_mut(|c| {
+            let mut floors = current_floors();
+            let (now, unseen) = snapshot(c);
+            expire_due_leases(c, &mut floors, now, i64::from(max));
+            let ids = claim_due(c, &mut floors, now, unseen, max);
+            stage(floors);
+            if ids.is_empty() {
+                return Vec::new();
+            }
+            lease(c, owner, &ids, lease_seconds)
+        })
+    });
+    TableIterator::new(rows)
+}
+
+/// Picks the oldest due messages over every routable (app, version), moving the floors.
+fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unseen, max: i32) -> Vec<i64> {
+    let routes: Vec<Route> = db::select(c, "SELECT DISTINCT application_id, deployment_version FROM workflow.handlers", &[])
+        .map(|r| (r.int(1), r.text(2)))
+        .collect();
+    let scans: Vec<Scan> = routes.iter().map(|r| scan::plan(floors.routes.get(r), now)).collect();
+    let mut candidates = Vec::new();
+    let late_found: Vec<usize> =
+        routes.iter().zip(&scans).enumerate().map(|(i, (r, s))| scan_route(c, r, i, s, max, &mut candidates)).collect();
+    candidates.sort_by_key(|m| m.key);
+    let limit = usize::try_from(max).unwrap_or(1);
+    let mut taken = vec![Taken::default(); routes.len()];
+    let mut late_taken = vec![0usize; routes.len()];
+    for m in candidates.iter().take(limit) {
+        if m.ahead {
+            taken[m.route].last_ahead = Some(m.key);
+        } else {
+            late_taken[m.route] += 1;
+        }
+    }
+    let mut live = HashMap::with_capacity(routes.len());
+    for (i, route) in routes.into_iter().enumerate() {
+        taken[i].all_late_taken = late_found[i] < limit && late_taken[i] == late_found[i];
+        let next = scan::advance(floors.routes.get(&route), &scans[i], unseen.clone(), &taken[i], now);
+        live.insert(route, next);
+    }
+    // Routes without handlers now drop their floors.
+    floors.routes = live;
+    candidates.into_iter().take(limit).map(|m| m.id).collect()
+}
+
+/// A claimed message as `dispatch_claim` returns it.
+type ClaimRow =
+    (Uuid, i64, String, String, Option<String>, String, Option<JsonB>, Option<Vec<u8>>, Option<JsonB>, i32, String, i32);
+
+/// Leases the locked messages `ids` to `owner`.
+fn lease(c: &mut SpiClient<'_>, owner: &str, ids: &[i64], lease_seconds: f64) -> Vec<ClaimRow> {
+    db::update(
+        c,
+        "WITH claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = gen_random_uuid(), lease_owner = $1, \
+           lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
+           WHERE m.id = ANY($2) \
+           RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id) \
+         SELECT c.lease_id, c.id, c.queue_name, c.kind, \
+           (SELECT u.url FROM (SELECT DISTINCT CASE c.kind WHEN 'workflow' THEN h.workflow_url \
+                                                      WHEN 'step' THEN h.step_url ELSE h.webhook_url END AS url \
+                               FROM workflow.handlers h \
+                               WHERE h.application_id = c.application_id AND h.deployment_version = c.deployment_version) u \
+            ORDER BY random() LIMIT 1), \
+           b.encoding, b.body_json, b.body_cbor, b.headers, c.attempts, c.deployment_version, c.application_id \
+         FROM claimed c JOIN workflow.message_bodies b ON b.id = c.id ORDER BY c.id",
+        &[owner.into(), ids.to_vec().into(), lease_seconds.into()],
+    )
+    .map(|r| {
+        (
+            r.get::<Uuid>(1).ok().flatten().unwrap_or_else(|| Uuid::from_bytes([0; 16])),
+            r.bigint(2),
+            r.text(3),
+            r.text(4),
+            r.opt_text(5),
+            r.text(6),
+            r.json(7).map(JsonB),
+            r.get::<Vec<u8>>(8).ok().flatten(),
+            r.json(9).map(JsonB),
+            r.int(10),
+            r.text(11),
+            r.int(12),
+        )
+    })
+    .collect()
+}
+
+/// Expired leases count as failed deliveries (queue.md §5.3); at most `limit` per call, from this
+/// backend's expiry floor.
+fn expire_due_leases(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, limit: i64) {
+    let from = scan::expiry_from(floors.expiry, now);
+    let (expired, last) = expire_from(c, from, limit);
+    let cut_short = expired == limit;
+    floors.expiry = Some(scan::expiry_advance(floors.expiry, from, last, cut_short, now));
+}
+
+/// Expires up to `limit` leases that ended before now, from `from` (inclusive) on; returns how
+/// many and the last one's end.
+pub fn expire_from(c: &mut SpiClient<'_>, from: i64, limit: i64) -> (i64, Option<i64>) {
+    let sql = format!(
+        "SELECT {HELD_COLS}, m.lease_expires_at FROM workflow.messages m \
+         WHERE m.state = 'leased' AND m.lease_expires_at >= $2 AND m.lease_expires_at < now() \
+         ORDER BY m.lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+    );
+    let expired: Vec<(Held, i64)> =
+        db::update(c, &sql, &[limit.into(), ts_arg(from).into()]).map(|r| (held_from(&r), raw_ts(&r, 8))).collect();
+    let last = expired.last().map(|(_, at)| *at);
+    for (m, _) in &expired {
+        record_failure(c, m, &Failure::decided("LEASE_EXPIRED", "delivery lease expired before an outcome was recorded"));
+    }
+    (expired.len() as i64, last)
+}
+
+/// `workflow.dispatch_next_due()`: when the next claim could find work (a routable queued
+/// message becoming due, or a lease expiring); NULL when nothing is waiting. Looks from this
+/// backend's floors, so the dispatcher asks on the connection it claims on.
+#[pg_extern(stable, parallel_safe, name = "_dispatch_next_due")]
+fn dispatch_next_due() -> Option<TimestampWithTimeZone> {
+    let floors = current_floors();
+    let (apps, versions): (Vec<i32>, Vec<String>) = floors.routes.keys().cloned().unzip();
+    let (ats, ids): (Vec<TimestampWithTimeZone>, Vec<i64>) = floors.routes.values().map(|f| (ts_arg(f.key.0), f.key.1)).unzip();
+    let expiry_from = floors.expiry.map_or(i64::MIN, |e| e.at);
+    crate::tenancy::with_cross_app(|| {
+        Spi::connect(|c| {
+            db::select(
+                c,
+                "SELECT least((SELECT min(q.available_at) \
+                               FROM (SELECT DISTINCT application_id, deployment_version FROM workflow.handlers) r \
+                               LEFT JOIN unnest($1::integer[], $2::text[], $3::timestamptz[], $4::bigint[]) f(app, version, at, id) \
+                                 ON f.app = r.application_id AND f.version = r.deployment_version \
+                               CROSS JOIN LATERAL (SELECT m.available_at FROM workflow.messages m \
+                                 WHERE m.application_id = r.application_id AND m.deployment_version = r.deployment_version \
+                                   AND m.state IN ('pending', 'deferred', 'retrying') \
+                                   AND (m.available_at, m.id) > (coalesce(f.at, '-infinity'), coalesce(f.id, $6)) \
+                                 ORDER BY m.available_at, m.id LIMIT 1) q), \
+                              (SELECT min(lease_expires_at) FROM workflow.messages \
+                               WHERE state = 'leased' AND lease_expires_at >= $5))",
+                &[apps.into(), versions.into(), ats.into(), ids.into(), ts_arg(expiry_from).into(), i64::MIN.into()],
+            )
+            .next()
+            .and_then(|r| r.get::<TimestampWithTimeZone>(1).ok().flatten())
+        })
+    })
+}

@@ -30,7 +30,7 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['app_secrets', 'quotas', 'run_counters', 'deployment_versions',
                            'runs', 'events', 'steps', 'hooks', 'waits', 'handlers',
                            'messages', 'message_bodies', 'queue_rate', 'streams', 'stream_chunks',
-                           'k8s_bindings'] LOOP
+                           'k8s_bindings', 'app_tokens'] LOOP
     EXECUTE format('ALTER TABLE workflow.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE workflow.%I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format('CREATE POLICY tenant_isolation ON workflow.%I
@@ -100,6 +100,27 @@ CREATE FUNCTION app_role_revoke(role_name text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN RETURN workflow._ok(workflow._app_role_revoke(role_name)); END $$;
 
+-- API tokens (token mode of the façade). An admin token is minted only by pgworld_admin.
+CREATE FUNCTION app_token_create(app_label text, body jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_token_create(app_label, body::text)); END $$;
+
+CREATE FUNCTION admin_token_create(body jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._admin_token_create(body::text)); END $$;
+
+CREATE FUNCTION app_token_revoke(app_label text, token_id text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_token_revoke(app_label, token_id)); END $$;
+
+CREATE FUNCTION app_tokens_list(app_label text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._app_tokens_list(app_label)); END $$;
+
+CREATE FUNCTION token_identity(token text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._token_identity(token); END $$;
+
 -- Ownership and privileges: nobody gets table access; everything goes through the functions.
 GRANT USAGE ON SCHEMA workflow TO pgworld_owner, pgworld_service, pgworld_client, pgworld_admin;
 REVOKE ALL ON ALL TABLES IN SCHEMA workflow FROM PUBLIC;
@@ -128,8 +149,10 @@ GRANT EXECUTE ON FUNCTION
   events_by_correlation(jsonb), run_get(text, jsonb), runs_list(jsonb), step_get(text, text, jsonb),
   steps_list(text, jsonb), hook_get(text, jsonb), hook_get_by_token(text, jsonb), hooks_list(jsonb)
 TO pgworld_service, pgworld_client;
-GRANT EXECUTE ON FUNCTION app_provision(jsonb), app_role_grant(text, text), app_role_revoke(text)
+GRANT EXECUTE ON FUNCTION app_provision(jsonb), app_role_grant(text, text), app_role_revoke(text),
+  app_token_create(text, jsonb), app_token_revoke(text, text), app_tokens_list(text)
 TO pgworld_service, pgworld_admin;
+GRANT EXECUTE ON FUNCTION admin_token_create(jsonb) TO pgworld_admin;
 GRANT EXECUTE ON FUNCTION
   queue_enqueue(jsonb, jsonb), queue_enqueue_cbor(jsonb, bytea), dead_letters_list(jsonb), dead_letter_retry(text),
   handler_register(jsonb), handler_deregister(text),
@@ -145,7 +168,7 @@ TO pgworld_service, pgworld_admin;
 GRANT EXECUTE ON FUNCTION
   dispatch_claim(text, integer, double precision), dispatch_renew(uuid[], double precision), dispatch_complete(uuid, jsonb),
   dispatch_delivered(uuid[]), dispatch_next_due(), maint_run(), maint_reap_orphans(integer),
-  k8s_identity(text, text), app_exists(text), metrics()
+  k8s_identity(text, text), app_exists(text), metrics(), token_identity(text)
 TO pgworld_service;
 
 -- Logical backups (0.3.0): pg_dump and pg_restore carry every tenant row, secrets byte for byte,
@@ -160,7 +183,7 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['applications', 'app_secrets', 'app_roles', 'quotas', 'run_counters',
                            'deployment_versions', 'runs', 'events', 'steps', 'hooks', 'waits',
                            'handlers', 'messages', 'message_bodies', 'queue_rate', 'streams',
-                           'stream_chunks', 'k8s_bindings'] LOOP
+                           'stream_chunks', 'k8s_bindings', 'app_tokens'] LOOP
     PERFORM pg_catalog.pg_extension_config_dump(format('workflow.%I', t)::regclass, '');
   END LOOP;
   FOR t IN SELECT pg_catalog.pg_get_serial_sequence(format('workflow.%I', c.relname), a.attname)

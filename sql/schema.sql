@@ -316,6 +316,18 @@ CREATE TABLE k8s_bindings (
 );
 CREATE INDEX k8s_bindings_identity_idx ON k8s_bindings (namespace, service_account);
 
+-- API tokens for the façade outside Kubernetes: pgw_<token_id>_<secret>, stored as SHA-256 of
+-- the secret only. application_id NULL: an admin token. Revoked tokens stay listed.
+CREATE TABLE app_tokens (
+    token_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    application_id integer REFERENCES applications,
+    label          text NOT NULL DEFAULT '',
+    secret_hash    bytea NOT NULL CHECK (length(secret_hash) = 32),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    revoked_at     timestamptz
+);
+CREATE INDEX app_tokens_app_idx ON app_tokens (application_id);
+
 -- The row enqueues lock to share their NOTIFY pings (a lock no client role can take), and the key
 -- that makes live-stream pings opaque: a ping carries HMAC(key, app id:stream name), never the name
 -- or the app, since any role may LISTEN. Not in backups: a restored database makes its own key.

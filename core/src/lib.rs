@@ -37,6 +37,7 @@ pub mod render;
 pub mod request;
 pub mod streams;
 pub mod template;
+pub mod tokens;
 pub mod ts;
 
 pub use error::{Code, WfError, WfResult};

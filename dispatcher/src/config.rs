@@ -23,8 +23,15 @@ pub struct Config {
 /// How requests are authorized (tenancy.md §2, §3).
 #[derive(Debug, Clone)]
 pub enum Tenancy {
-    Single { app: String },
-    K8s(crate::auth::K8sSettings),
+    Single {
+        app: String,
+    },
+    /// Every request carries a bearer token: Kubernetes service-account tokens, pgworld API
+    /// tokens (`PGWORLD_API_TOKENS`), or both.
+    Authenticated {
+        k8s: Option<crate::auth::K8sSettings>,
+        tokens: Option<crate::auth::TokenSettings>,
+    },
 }
 
 /// Bounds on what an HTTP client can hold open.
@@ -105,23 +112,21 @@ impl Config {
             env("PLT_WORLD_SA_PATH").unwrap_or_else(|| "/var/run/secrets/kubernetes.io/serviceaccount".into()),
         );
         let mode = crate::auth::detect_mode(&env, &sa_path)?;
+        let api_tokens = bool_setting(&env, "PGWORLD_API_TOKENS", false)?;
         // Without authentication the façade is open to whoever reaches it: loopback unless the
         // operator says otherwise, out loud.
-        let authenticated = mode == "k8s";
+        let authenticated = mode == "k8s" || api_tokens;
         let host = host.unwrap_or_else(|| if authenticated { "0.0.0.0".into() } else { "127.0.0.1".into() });
         let ip: IpAddr = host.parse().with_context(|| format!("HOST {host:?} is not an IP address"))?;
         let open_to_all = !authenticated && !ip.is_loopback();
         if open_to_all && !bool_setting(&env, "PGWORLD_ALLOW_UNAUTHENTICATED", false)? {
-            let why = if mode == "ecs" {
-                "ECS has no authentication mode yet".to_owned()
-            } else {
-                "single-tenant mode has no authentication".to_owned()
-            };
+            let mode = if mode == "ecs" { "ECS was detected but no authentication is configured" } else { "single-tenant mode" };
             bail!(
-                "refusing to serve the façade on {ip} without authentication: {why}, so anyone who can reach the \
-                 port could read every run and its encryption keys. Listen on loopback (HOST=127.0.0.1, the \
-                 default) behind an authenticating proxy, run in Kubernetes mode (PGWORLD_MODE=k8s), or set \
-                 PGWORLD_ALLOW_UNAUTHENTICATED=1 to serve it open anyway"
+                "refusing to serve the façade on {ip} without authentication ({mode}): anyone who can reach the \
+                 port could read every run and its encryption keys. Turn on API tokens (PGWORLD_API_TOKENS=1, \
+                 then give each app a token from workflow.app_token_create), run in Kubernetes mode \
+                 (PGWORLD_MODE=k8s), listen on loopback (HOST=127.0.0.1, the default) behind an authenticating \
+                 proxy, or set PGWORLD_ALLOW_UNAUTHENTICATED=1 to serve it open anyway"
             );
         }
         let port: u16 = port.parse().with_context(|| format!("PORT {port:?} is not a port number"))?;
@@ -155,17 +160,25 @@ impl Config {
             0 => None,
             p => Some(u16::try_from(p)?),
         };
-        let tenancy = match mode {
-            "k8s" => Tenancy::K8s(crate::auth::K8sSettings {
-                api_server: env("K8S_API_SERVER").unwrap_or_else(|| "https://kubernetes.default.svc".into()),
-                ca_cert: env("K8S_CA_CERT").map_or_else(|| sa_path.join("ca.crt"), std::path::PathBuf::from),
-                sa_path,
-                admin: env("K8S_ADMIN_SERVICE_ACCOUNT").filter(|s| !s.is_empty()),
-                audiences: env("PGWORLD_K8S_AUDIENCES")
-                    .map(|a| a.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
-                    .unwrap_or_default(),
-            }),
-            _ => Tenancy::Single { app: env("PLT_WORLD_APP_ID").filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into()) },
+        let tokens = api_tokens.then(|| -> Result<crate::auth::TokenSettings> {
+            Ok(crate::auth::TokenSettings {
+                cache_ttl: Duration::from_secs(int_setting(&env, "PGWORLD_TOKEN_CACHE_S", 60, 1, 3600)?),
+            })
+        });
+        let tokens = tokens.transpose()?;
+        let k8s = (mode == "k8s").then(|| crate::auth::K8sSettings {
+            api_server: env("K8S_API_SERVER").unwrap_or_else(|| "https://kubernetes.default.svc".into()),
+            ca_cert: env("K8S_CA_CERT").map_or_else(|| sa_path.join("ca.crt"), std::path::PathBuf::from),
+            sa_path,
+            admin: env("K8S_ADMIN_SERVICE_ACCOUNT").filter(|s| !s.is_empty()),
+            audiences: env("PGWORLD_K8S_AUDIENCES")
+                .map(|a| a.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+        });
+        let tenancy = if authenticated {
+            Tenancy::Authenticated { k8s, tokens }
+        } else {
+            Tenancy::Single { app: env("PLT_WORLD_APP_ID").filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into()) }
         };
         let connections = ConnectionLimits {
             max_connections: usize::try_from(int_setting(&env, "PGWORLD_MAX_CONNECTIONS", 4096, 1, 1_000_000)?)?,
@@ -238,6 +251,10 @@ mod tests {
         let detected =
             cfg(&[single[0], ("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4"), ("HOST", "0.0.0.0")], &[url]);
         assert!(detected.is_err(), "ECS detected without authentication: no open façade");
+        // With API tokens (ECS's supported way) every request is authenticated, so all addresses.
+        let tokens =
+            cfg(&[single[0], ("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4"), ("PGWORLD_API_TOKENS", "1")], &[url])?;
+        assert!(tokens.listen.to_string() == "0.0.0.0:3042" && !tokens.open_to_all);
         // Kubernetes mode authenticates every request, so it listens on every address by default.
         let k8s = cfg(&[single[0], ("PGWORLD_MODE", "k8s"), ("K8S_ADMIN_SERVICE_ACCOUNT", "ops:admin")], &[url])?;
         assert_eq!(k8s.listen.to_string(), "0.0.0.0:3042");
@@ -262,7 +279,17 @@ mod tests {
         let c = cfg(&[("PLT_WORLD_SA_PATH", "/nonexistent")], &["postgres://x@h/db"])?;
         assert!(matches!(c.tenancy, Tenancy::Single { ref app } if app == "default"));
         let c = cfg(&[("PGWORLD_MODE", "k8s"), ("K8S_ADMIN_SERVICE_ACCOUNT", "ops:admin")], &["postgres://x@h/db"])?;
-        assert!(matches!(c.tenancy, Tenancy::K8s(ref k) if k.admin.as_deref() == Some("ops:admin")));
+        assert!(
+            matches!(c.tenancy, Tenancy::Authenticated { k8s: Some(ref k), tokens: None } if k.admin.as_deref() == Some("ops:admin"))
+        );
+        let c = cfg(&[("PLT_WORLD_SA_PATH", "/nonexistent"), ("PGWORLD_API_TOKENS", "1")], &["postgres://x@h/db"])?;
+        assert!(matches!(c.tenancy, Tenancy::Authenticated { k8s: None, tokens: Some(ref t) } if t.cache_ttl.as_secs() == 60));
+        let both =
+            cfg(&[("PGWORLD_MODE", "k8s"), ("PGWORLD_API_TOKENS", "1"), ("PGWORLD_TOKEN_CACHE_S", "5")], &["postgres://x@h/db"])?;
+        assert!(
+            matches!(both.tenancy, Tenancy::Authenticated { k8s: Some(_), tokens: Some(ref t) } if t.cache_ttl.as_secs() == 5)
+        );
+        assert!(cfg(&[("PGWORLD_API_TOKENS", "1"), ("PGWORLD_TOKEN_CACHE_S", "0")], &["postgres://x@h/db"]).is_err());
         assert!(cfg(&[("PGWORLD_MODE", "cloud")], &["postgres://x@h/db"]).is_err());
         assert_eq!(cfg(&[("PGWORLD_METRICS_PORT", "0")], &["postgres://x@h/db"])?.metrics_port, None);
         Ok(())

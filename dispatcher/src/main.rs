@@ -56,7 +56,13 @@ async fn run() -> Result<()> {
             tokio::spawn(provision_until_done(pool.clone(), app.clone()));
             auth::Auth::Single { app: app.clone() }
         }
-        config::Tenancy::K8s(settings) => auth::Auth::K8s(Box::new(auth::K8sAuth::new(settings.clone(), Arc::clone(&metrics))?)),
+        config::Tenancy::Authenticated { k8s, tokens } => auth::Auth::Authenticated {
+            k8s: match k8s {
+                Some(settings) => Some(Box::new(auth::K8sAuth::new(settings.clone(), Arc::clone(&metrics))?)),
+                None => None,
+            },
+            tokens: tokens.as_ref().map(|t| auth::TokenAuth::new(t, Arc::clone(&metrics))),
+        },
     };
     let hub = Arc::new(hub::StreamHub::default());
     let state = api::AppState {
@@ -83,7 +89,7 @@ async fn run() -> Result<()> {
         );
     }
     tracing::info!(listen = %config.listen, api = config.api_enabled, dispatch = config.dispatch.enabled,
-                   mode = if state.auth.single_app().is_some() { "single" } else { "k8s" }, "pgworld-dispatcher serving");
+                   mode = state.auth.mode(), "pgworld-dispatcher serving");
     let mut servers = vec![tokio::spawn(serve::run(listener, api::app(state.clone()), config.connections, stop.clone()))];
     if let Some(port) = config.metrics_port.filter(|p| *p != config.listen.port()) {
         let addr = std::net::SocketAddr::new(config.listen.ip(), port);

@@ -60,6 +60,7 @@ pub struct Metrics {
     dispatch_seconds: Mutex<Histogram>,
     inflight: AtomicI64,
     token_reviews: Mutex<BTreeMap<&'static str, u64>>,
+    api_tokens: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,6 +102,11 @@ impl Metrics {
         *lock(&self.token_reviews).entry(result).or_default() += 1;
     }
 
+    /// An API-token check: `cached`, `authenticated` or `rejected` (never the token).
+    pub fn api_token(&self, result: &'static str) {
+        *lock(&self.api_tokens).entry(result).or_default() += 1;
+    }
+
     pub fn render(&self, gauges: Option<&Value>) -> String {
         let mut out = String::new();
         out.push_str("# HELP pgworld_http_requests_total Façade requests by route, method and status.\n");
@@ -129,6 +135,12 @@ impl Metrics {
         out.push_str("# HELP pgworld_tokenreview_total TokenReview calls by result.\n# TYPE pgworld_tokenreview_total counter\n");
         for (result, n) in lock(&self.token_reviews).iter() {
             let _ = writeln!(out, "pgworld_tokenreview_total{{result=\"{result}\"}} {n}");
+        }
+        out.push_str(
+            "# HELP pgworld_api_token_checks_total API-token checks by result.\n# TYPE pgworld_api_token_checks_total counter\n",
+        );
+        for (result, n) in lock(&self.api_tokens).iter() {
+            let _ = writeln!(out, "pgworld_api_token_checks_total{{result=\"{result}\"}} {n}");
         }
         if let Some(g) = gauges {
             out.push_str("# HELP pgworld_queue_messages Queue messages by app and state (delivered excluded).\n");

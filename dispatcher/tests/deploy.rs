@@ -82,7 +82,7 @@ fn the_kubernetes_manifests_fit_this_dispatcher() -> Result<()> {
     ensure!(annotations["prometheus.io/scrape"] == "true" && annotations["prometheus.io/port"] == "9090", "scrape annotations");
     ensure!(annotations["prometheus.io/path"] == "/metrics" && health.contains("\"/metrics\""), "metrics path");
     // Every setting the Deployment passes is one the dispatcher reads.
-    let config = read("dispatcher/src/config.rs")? + &read("dispatcher/src/auth.rs")? + &read("dispatcher/src/main.rs")?;
+    let config = read("dispatcher/src/config.rs")? + &read("dispatcher/src/auth/mod.rs")? + &read("dispatcher/src/main.rs")?;
     let mut env = std::collections::BTreeMap::new();
     for e in container["env"].as_sequence().context("env")? {
         let name = s(&e["name"]);

@@ -3,7 +3,7 @@
 //! tokens, the admin identity, bindings, app isolation on every app-scoped route, the review
 //! cache, and the API server being down.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use pgworld_it::process::DispatcherProc;
@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_rustls::rustls;
+
+mod common;
+use common::Client;
 
 const OWN_TOKEN: &str = "dispatcher-own-token";
 
@@ -104,26 +107,6 @@ async fn fake_api_server(sa_dir: &std::path::Path) -> Result<FakeApiServer> {
     Ok(FakeApiServer { url, reviews, down })
 }
 
-struct Client {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Result<(u16, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await?;
-        let status = res.status().as_u16();
-        Ok((status, res.json().await.unwrap_or(Value::Null)))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_bindings_and_app_isolation() -> Result<()> {
     let db = TestDb::new().await?;
@@ -143,7 +126,7 @@ async fn tokens_bindings_and_app_isolation() -> Result<()> {
             ("PGWORLD_DISPATCH_ENABLED", "false"),
         ],
     )?;
-    let c = Client { base: format!("http://127.0.0.1:{}", proc.port), http: reqwest::Client::new() };
+    let c = Client::new(proc.port);
     let deadline = Instant::now() + Duration::from_secs(20);
     while c.http.get(format!("{}/status", c.base)).send().await.is_err() {
         ensure!(Instant::now() < deadline, "no start: {}", proc.log_text());
@@ -199,29 +182,7 @@ async fn tokens_bindings_and_app_isolation() -> Result<()> {
     ensure!(s == 200 && v["data"] == json!([]), "{s} {v}");
 
     // Every app-scoped route of the OpenAPI document refuses app A's token on app B.
-    let doc: Value = c.http.get(format!("{}/openapi.json", c.base)).send().await?.json().await?;
-    let mut checked = 0;
-    for (path, ops) in doc["paths"].as_object().context("paths")? {
-        if !path.starts_with("/api/v1/apps/{appId}") {
-            continue;
-        }
-        for (method, op) in ops.as_object().context("operations")? {
-            let access_admin = op.get("x-pgworld-access").is_some();
-            let concrete = path
-                .replace("{appId}", "b")
-                .split('/')
-                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
-                .collect::<Vec<_>>()
-                .join("/");
-            let m = M::from_bytes(method.to_uppercase().as_bytes())?;
-            let body = (m != M::GET).then(|| json!({}));
-            let (s, v) = c.call(m, &concrete, Some("a-token"), body).await?;
-            let want = if access_admin { "Forbidden: admin access required" } else { "Forbidden: app ID mismatch" };
-            ensure!(s == 403 && v["message"] == want, "{method} {concrete}: {s} {v}");
-            checked += 1;
-        }
-    }
-    ensure!(checked >= 30, "checked {checked} routes");
+    c.refuses_on_every_app_route("a-token", "b").await?;
     let (s, _) = c.call(M::GET, "/api/v1/apps/nowhere/runs", Some("a-token"), None).await?;
     ensure!(s == 403, "an unknown app is not disclosed to non-admins");
     let (s, v) = c.call(M::GET, "/api/v1/apps/nowhere/runs", Some("admin-token"), None).await?;

@@ -1,5 +1,5 @@
 //! Start-up refusals of the real binary: a dispatcher without authentication does not serve the
-//! façade beyond loopback unless the operator opts in.
+//! façade beyond loopback unless the operator opts in; with API tokens it does.
 
 use anyhow::{ensure, Result};
 use std::process::Command;
@@ -25,9 +25,18 @@ fn an_unauthenticated_dispatcher_refuses_to_listen_beyond_loopback() -> Result<(
         let (code, stderr) = start(&env)?;
         ensure!(code == Some(2), "{env:?}: exit {code:?}");
         ensure!(stderr.contains("refusing to serve") && stderr.contains("PGWORLD_ALLOW_UNAUTHENTICATED"), "{env:?}: {stderr}");
+        ensure!(stderr.contains("PGWORLD_API_TOKENS=1"), "the refusal names the supported way: {stderr}");
     }
-    // Opted in (or on loopback), it gets past the check and fails on the unreachable database.
-    for env in [vec![("HOST", "0.0.0.0"), ("PGWORLD_ALLOW_UNAUTHENTICATED", "1")], vec![]] {
+    let (_, ecs) = start(&[("HOST", "0.0.0.0"), ("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4")])?;
+    ensure!(ecs.contains("ECS was detected"), "{ecs}");
+    // Opted in, on loopback, or with API tokens (on ECS too, on every address by default), it
+    // gets past the check and fails on the unreachable database.
+    for env in [
+        vec![("HOST", "0.0.0.0"), ("PGWORLD_ALLOW_UNAUTHENTICATED", "1")],
+        vec![],
+        vec![("PGWORLD_API_TOKENS", "1"), ("ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4")],
+        vec![("PGWORLD_API_TOKENS", "1"), ("HOST", "0.0.0.0")],
+    ] {
         let (code, stderr) = start(&env)?;
         ensure!(code == Some(2) && stderr.contains("connecting to the database"), "{env:?}: {code:?} {stderr}");
     }

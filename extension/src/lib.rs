@@ -27,6 +27,7 @@ mod retention;
 mod runs;
 mod streams;
 mod tenancy;
+mod tokens;
 mod versions;
 
 ::pgrx::pg_module_magic!();
@@ -126,6 +127,31 @@ fn app_role_grant(app_label: &str, role: &str) -> JsonB {
 #[pg_extern(volatile, parallel_unsafe, name = "_app_role_revoke")]
 fn app_role_revoke(role: &str) -> JsonB {
     respond(tenancy::app_role_revoke(role))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_app_token_create")]
+fn app_token_create(app_label: Option<&str>, body: Option<&str>) -> JsonB {
+    respond(arg("body", body.unwrap_or("{}")).and_then(|b| tokens::app_token_create(app_label, &b)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_admin_token_create")]
+fn admin_token_create(body: Option<&str>) -> JsonB {
+    respond(arg("body", body.unwrap_or("{}")).and_then(|b| tokens::admin_token_create(&b)))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_app_token_revoke")]
+fn app_token_revoke(app_label: Option<&str>, token_id: Option<&str>) -> JsonB {
+    respond(tokens::app_token_revoke(app_label, token_id.unwrap_or_default()))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_app_tokens_list")]
+fn app_tokens_list(app_label: Option<&str>) -> JsonB {
+    respond(tokens::app_tokens_list(app_label))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_token_identity")]
+fn token_identity(token: &str) -> Option<JsonB> {
+    tokens::token_identity(token).map(JsonB)
 }
 
 #[pg_extern(volatile, parallel_unsafe, name = "_queue_enqueue")]

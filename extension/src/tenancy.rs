@@ -161,6 +161,15 @@ pub fn require_admin() -> WfResult<()> {
     }
 }
 
+/// Members of pgworld_admin (and superusers) only: the service's admin switch does not count.
+pub fn require_admin_role() -> WfResult<()> {
+    if role_has(c"pgworld_admin") {
+        Ok(())
+    } else {
+        Err(WfError::new(Code::Forbidden, "Forbidden: only a member of pgworld_admin may do this"))
+    }
+}
+
 /// The app id for row-level security: NULL (no rows) when the caller has none.
 #[pg_extern(stable, parallel_safe, name = "current_app_id")]
 fn current_app_id_sql() -> Option<i32> {

@@ -24,12 +24,17 @@ fn log_dir() -> std::path::PathBuf {
 impl DispatcherProc {
     /// Starts `bin` against `database_url`, with fast polling and maintenance unless overridden.
     pub fn spawn(bin: &str, database_url: &str, name: &str, env: &[(&str, &str)]) -> Result<DispatcherProc> {
+        Self::spawn_on("127.0.0.1", bin, database_url, name, env)
+    }
+
+    /// The same, listening on `host` (reached on 127.0.0.1 all the same).
+    pub fn spawn_on(host: &str, bin: &str, database_url: &str, name: &str, env: &[(&str, &str)]) -> Result<DispatcherProc> {
         let port = free_port()?;
         let log = log_dir().join(format!("{name}-{port}.log"));
         let file = std::fs::File::create(&log)?;
         let mut cmd = Command::new(bin);
         // From the environment, as in production: a URL argument would show in `ps`.
-        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        cmd.args(["--host", host, "--port", &port.to_string()])
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info,pgworld_dispatcher=debug")
             .env("PGWORLD_POLL_INTERVAL_MS", "200")

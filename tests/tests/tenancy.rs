@@ -275,3 +275,70 @@ async fn a_client_role_holds_no_lock_that_gates_other_apps() -> Result<()> {
     .map_err(|e| anyhow!("{e:?}"))?;
     Ok(())
 }
+
+/// API tokens in SQL: minted by an admin (admin tokens by pgworld_admin alone), stored as a hash,
+/// resolved only by the service, refused when revoked or altered; bad arguments are WF400.
+#[tokio::test]
+async fn api_tokens_resolve_to_their_app_until_revoked() -> Result<()> {
+    let db = TestDb::new().await?;
+    let su = db.superuser().await?;
+    let made = call(&su, "SELECT workflow.app_token_create('default', '{\"label\": \"ci\"}')", &[])
+        .await?
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let token = made["token"].as_str().unwrap_or_default().to_owned();
+    let id = made["tokenId"].as_str().unwrap_or_default().to_owned();
+    ensure!(token.starts_with("pgw_") && made["appId"] == "default" && made["label"] == "ci", "{made}");
+    let stored: i64 = su
+        .query_one(
+            "SELECT count(*) FROM workflow.app_tokens WHERE position(convert_to($1, 'UTF8') IN secret_hash) > 0",
+            &[&token],
+        )
+        .await?
+        .get(0);
+    ensure!(stored == 0, "only a hash is stored");
+    for (sql, state) in [
+        ("SELECT workflow.app_token_create(NULL)", "WF400"),
+        ("SELECT workflow.app_token_create('ghost')", "WF404"),
+        ("SELECT workflow.app_token_create('default', '{\"label\": 5}')", "WF400"),
+        ("SELECT workflow.app_token_revoke('default', 'tok_x')", "WF400"),
+        ("SELECT workflow.app_token_revoke('default', NULL)", "WF400"),
+        ("SELECT workflow.app_tokens_list('ghost')", "WF404"),
+    ] {
+        let e = call(&su, sql, &[]).await?.err().ok_or_else(|| anyhow!("{sql} must fail"))?;
+        ensure!(e.sqlstate == state, "{sql}: {e:?}");
+    }
+
+    let service = role("tok_svc", &db);
+    su.batch_execute(&format!("CREATE ROLE {service} LOGIN IN ROLE pgworld_service")).await?;
+    let svc = db.session_as(&service).await?;
+    let identity = |t: String| {
+        let svc = &svc;
+        async move {
+            anyhow::Ok(svc.query_one("SELECT workflow.token_identity($1)", &[&t]).await?.get::<_, Option<serde_json::Value>>(0))
+        }
+    };
+    ensure!(identity(token.clone()).await? == Some(json!({"tokenId": id, "appId": "default", "admin": false})));
+    let altered = format!("{}{}", &token[..token.len() - 1], if token.ends_with('A') { 'B' } else { 'A' });
+    for bad in [altered, "pgw_1_".to_owned(), String::new(), "x".repeat(10_000)] {
+        ensure!(identity(bad).await?.is_none(), "a wrong token resolves to nothing");
+    }
+    // The service is no admin without workflow.admin, and never mints admin tokens.
+    let e = call(&svc, "SELECT workflow.app_token_create('default')", &[]).await?.err().ok_or_else(|| anyhow!("must fail"))?;
+    ensure!(e.sqlstate == "WF403", "{e:?}");
+    svc.batch_execute("SET workflow.admin = on").await?;
+    ensure!(svc.query_one("SELECT workflow.admin_token_create()", &[]).await.is_err(), "admin tokens: pgworld_admin only");
+
+    // A client role can neither read the table nor resolve tokens.
+    let client = role("tok_client", &db);
+    client_role(&db, &client, "default").await?;
+    let cl = db.session_as(&client).await?;
+    ensure!(cl.query("SELECT * FROM workflow.app_tokens", &[]).await.is_err(), "no table access");
+    ensure!(cl.query_one("SELECT workflow.token_identity($1)", &[&token]).await.is_err(), "no token lookups");
+
+    let revoked = call(&su, "SELECT workflow.app_token_revoke(NULL, $1)", &[&id]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(revoked["revoked"] == true, "{revoked}");
+    ensure!(identity(token.clone()).await?.is_none(), "a revoked token resolves to nothing");
+    let listed = call(&su, "SELECT workflow.app_tokens_list()", &[]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(listed["data"][0]["revokedAt"].is_string() && !listed.to_string().contains(&token[8..]), "{listed}");
+    Ok(())
+}

@@ -16,6 +16,7 @@ import { join } from 'node:path';
  * @property {string} [podId]
  * @property {number} [poolSize]
  * @property {'cbor' | 'json'} [queueEncoding]  how spec ≥ 3 messages are enqueued (default cbor)
+ * @property {string} [token]              HTTP mode: a pgworld API token (`pgw_…`) for the façade
  */
 
 /**
@@ -31,6 +32,8 @@ import { join } from 'node:path';
  * @property {number} poolSize
  * @property {boolean} managed            on Kubernetes or ECS
  * @property {string} tokenPath           the service-account token sent to the façade
+ * @property {string | undefined} apiToken      a pgworld API token, sent instead
+ * @property {string | undefined} apiTokenFile  a file holding one (re-read on every request)
  * @property {boolean} registerHandlers   register even on a managed platform
  * @property {string | undefined} stepPath
  * @property {number | undefined} specVersionOverride
@@ -98,6 +101,8 @@ export function resolveConfig(options = {}, env = process.env) {
     poolSize: Number.isInteger(poolSize) && poolSize > 0 ? poolSize : 10,
     managed,
     tokenPath,
+    apiToken: first(options.token, env.PGWORLD_TOKEN),
+    apiTokenFile: first(env.PGWORLD_TOKEN_FILE),
     registerHandlers: env.PGWORLD_REGISTER_HANDLERS === '1',
     stepPath: first(env.PGWORLD_STEP_PATH),
     specVersionOverride: spec === undefined ? undefined : Number(spec),

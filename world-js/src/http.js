@@ -17,6 +17,8 @@ export class HttpTransport {
   constructor(config) {
     this.base = `${config.serviceUrl}/api/v1/apps/${encodeURIComponent(config.appId)}`;
     this.tokenPath = config.tokenPath;
+    this.apiToken = config.apiToken;
+    this.apiTokenFile = config.apiTokenFile;
     // headersTimeout 0: a live stream read may wait long for its first chunk.
     this.agent = new Agent({ connections: 128, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
   }
@@ -25,12 +27,18 @@ export class HttpTransport {
   headers() {
     /** @type {Record<string, string>} */
     const h = { 'x-pgworld-payload': 'envelope', accept: 'application/json' };
+    if (this.apiToken) {
+      h.authorization = `Bearer ${this.apiToken}`;
+      return h;
+    }
+    // Re-read on every request: mounted secrets and projected service-account tokens rotate.
+    const file = this.apiTokenFile ?? this.tokenPath;
     try {
-      // Re-read on every request: projected service-account tokens rotate.
-      const token = readFileSync(this.tokenPath, 'utf8').trim();
+      const token = readFileSync(file, 'utf8').trim();
       if (token) h.authorization = `Bearer ${token}`;
-    } catch {
-      // no token: single-tenant façade
+    } catch (e) {
+      // No service-account token: a single-tenant façade. A configured token file must exist.
+      if (this.apiTokenFile) throw new Error(`PGWORLD_TOKEN_FILE ${file} cannot be read: ${/** @type {Error} */ (e).message}`);
     }
     return h;
   }

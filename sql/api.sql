@@ -100,6 +100,19 @@ CREATE FUNCTION app_role_revoke(role_name text) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN RETURN workflow._ok(workflow._app_role_revoke(role_name)); END $$;
 
+-- Workflows from SQL, in the caller's transaction: start one, resume a hook, read an outcome.
+CREATE FUNCTION start(workflow_name text, input jsonb DEFAULT '[]', options jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._start(workflow_name, input::text, options::text)); END $$;
+
+CREATE FUNCTION hook_resume(token text, payload jsonb DEFAULT 'null') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._hook_resume(token, payload::text)); END $$;
+
+CREATE FUNCTION run_output(run_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._run_output(run_id)); END $$;
+
 -- API tokens (token mode of the façade). An admin token is minted only by pgworld_admin.
 CREATE FUNCTION app_token_create(app_label text, body jsonb DEFAULT '{}') RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -159,7 +172,7 @@ GRANT EXECUTE ON FUNCTION
   run_cancel(text, jsonb), run_wake_up(text, jsonb), run_replay(text, jsonb), workflow_template(text, jsonb),
   encryption_key(jsonb), stream_put(text, text, jsonb, jsonb), stream_put_bytes(text, text, jsonb, bytea),
   stream_state(text), stream_read(text, bigint, integer), streams_list(text), stream_info(text, text),
-  stream_chunks(text, text, jsonb)
+  stream_chunks(text, text, jsonb), start(text, jsonb, jsonb), hook_resume(text, jsonb), run_output(text)
 TO pgworld_service, pgworld_client;
 -- Admin routes: the functions check the admin identity themselves (workflow.admin for the service).
 GRANT EXECUTE ON FUNCTION version_status(text), version_expire(text), version_notify(jsonb), quotas_get(), quotas_put(jsonb),

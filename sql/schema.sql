@@ -196,6 +196,9 @@ CREATE TABLE handlers (
     webhook_url        text NOT NULL,
     registered_at      timestamptz NOT NULL DEFAULT now(),
     last_seen          timestamptz NOT NULL DEFAULT now(),
+    -- What the pods run, when they say (workflow.start writes what they read).
+    spec_version       integer,
+    core_version       text,
     PRIMARY KEY (application_id, pod_id)
 );
 CREATE INDEX handlers_version_idx ON handlers (application_id, deployment_version);

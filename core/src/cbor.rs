@@ -312,6 +312,57 @@ pub fn text_map(pairs: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// Plain CBOR for a JSON value in which `{"__type": "Uint8Array", "data": <base64>}` stands for
+/// bytes (the envelope payload form): byte strings untagged, maps with text keys, numbers as
+/// integers when whole and as doubles otherwise, as cbor-x writes them for the WDK.
+pub fn from_json(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_json(&mut out, v);
+    out
+}
+
+fn put_json(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.push(0xf6),
+        Value::Bool(false) => out.push(0xf4),
+        Value::Bool(true) => out.push(0xf5),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => put_head(out, 0, u),
+            (None, Some(i)) => put_head(out, 1, i.unsigned_abs() - 1),
+            _ => {
+                out.push(0xfb);
+                out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_be_bytes());
+            }
+        },
+        Value::String(s) => put_text(out, s),
+        Value::Array(items) => {
+            put_head(out, 4, items.len() as u64);
+            for item in items {
+                put_json(out, item);
+            }
+        }
+        Value::Object(m) => {
+            if let Some(bytes) = envelope_bytes(m) {
+                put_head(out, 2, bytes.len() as u64);
+                out.extend_from_slice(&bytes);
+                return;
+            }
+            put_head(out, 5, m.len() as u64);
+            for (k, item) in m {
+                put_text(out, k);
+                put_json(out, item);
+            }
+        }
+    }
+}
+
+fn envelope_bytes(m: &Map<String, Value>) -> Option<Vec<u8>> {
+    if m.len() != 2 || m.get("__type").and_then(Value::as_str) != Some("Uint8Array") {
+        return None;
+    }
+    STANDARD.decode(m.get("data")?.as_str()?).ok()
+}
+
 /// The CBOR delivery body (queue.md §7): `{message: <stored bytes>, meta: {queueName, messageId,
 /// attempt}}`, with the stored item spliced in unchanged.
 pub fn delivery_body(message: &[u8], queue_name: &str, message_id: &str, attempt: u64) -> Vec<u8> {
@@ -390,5 +441,18 @@ mod tests {
         assert_eq!(half_to_f64(0x3c00), 1.0);
         assert_eq!(half_to_f64(0xc000), -2.0);
         assert_eq!(half_to_f64(0x0001), 5.960464477539063e-8);
+    }
+
+    #[test]
+    fn json_with_byte_envelopes_becomes_plain_cbor_and_reads_back() {
+        let v = json!({"runId": "wrun_1", "n": [0, 23, 24, -1, -300, 1.5], "ok": true, "none": null,
+                       "input": {"__type": "Uint8Array", "data": "AQID"}});
+        let bytes = from_json(&v);
+        let back = to_json(&bytes).unwrap_or_default();
+        assert_eq!(back["runId"], "wrun_1");
+        assert_eq!(back["n"], json!([0, 23, 24, -1, -300, 1.5]));
+        assert_eq!((back["ok"].clone(), back["none"].clone()), (json!(true), Value::Null));
+        // The byte string: major type 2, three bytes.
+        assert!(bytes.windows(4).any(|w| w == [0x43, 1, 2, 3]), "{bytes:?}");
     }
 }

@@ -26,6 +26,7 @@ macro_rules! text_enum {
 
 pub mod attributes;
 pub mod cbor;
+pub mod devalue;
 pub mod error;
 pub mod ids;
 pub mod keys;
@@ -35,9 +36,11 @@ pub mod plan;
 pub mod queue;
 pub mod render;
 pub mod request;
+pub mod sdk;
 pub mod streams;
 pub mod template;
 pub mod tokens;
 pub mod ts;
+pub mod wdk_value;
 
 pub use error::{Code, WfError, WfResult};

@@ -112,3 +112,55 @@ GRANT EXECUTE ON FUNCTION app_token_create(text, jsonb), app_token_revoke(text, 
 TO pgworld_service, pgworld_admin;
 GRANT EXECUTE ON FUNCTION admin_token_create(jsonb) TO pgworld_admin;
 GRANT EXECUTE ON FUNCTION token_identity(text) TO pgworld_service;
+
+-- What a deployment's pods run, when they say so at registration: workflow.start writes what
+-- they read.
+ALTER TABLE handlers ADD COLUMN spec_version integer;
+ALTER TABLE handlers ADD COLUMN core_version text;
+
+-- Workflows from SQL, in the caller's transaction: start one, resume a hook, read an outcome.
+CREATE FUNCTION "_start"(
+	"workflow_name" TEXT, /* Option < & str > */
+	"input" TEXT, /* Option < & str > */
+	"options" TEXT /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'start_wrapper';
+
+CREATE FUNCTION "_hook_resume"(
+	"token" TEXT, /* Option < & str > */
+	"payload" TEXT /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'hook_resume_wrapper';
+
+CREATE FUNCTION "_run_output"(
+	"run_id" TEXT /* Option < & str > */
+) RETURNS jsonb /* JsonB */
+STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'run_output_wrapper';
+
+CREATE FUNCTION start(workflow_name text, input jsonb DEFAULT '[]', options jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._start(workflow_name, input::text, options::text)); END $$;
+
+CREATE FUNCTION hook_resume(token text, payload jsonb DEFAULT 'null') RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._hook_resume(token, payload::text)); END $$;
+
+CREATE FUNCTION run_output(run_id text) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN RETURN workflow._ok(workflow._run_output(run_id)); END $$;
+
+REVOKE ALL ON FUNCTION "_start"(text, text, text), "_hook_resume"(text, text), "_run_output"(text),
+  start(text, jsonb, jsonb), hook_resume(text, jsonb), run_output(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION "_start"(text, text, text), "_hook_resume"(text, text), "_run_output"(text),
+  start(text, jsonb, jsonb), hook_resume(text, jsonb), run_output(text) TO pgworld_owner;
+ALTER FUNCTION start(text, jsonb, jsonb) OWNER TO pgworld_owner;
+ALTER FUNCTION hook_resume(text, jsonb) OWNER TO pgworld_owner;
+ALTER FUNCTION run_output(text) OWNER TO pgworld_owner;
+GRANT EXECUTE ON FUNCTION start(text, jsonb, jsonb), hook_resume(text, jsonb), run_output(text)
+TO pgworld_service, pgworld_client;

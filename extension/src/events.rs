@@ -24,7 +24,7 @@ thread_local! {
     static RUN_IDS: RefCell<MonotonicUlid> = RefCell::new(MonotonicUlid::default());
 }
 
-fn mint_run_id(now: i64) -> String {
+pub fn mint_run_id(now: i64) -> String {
     let mut rnd = [0u8; 16];
     if !ffi::strong_random(&mut rnd) {
         pgrx::error!("pgworld: no strong random source available for run ids");

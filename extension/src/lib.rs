@@ -25,6 +25,7 @@ mod quotas;
 mod reads;
 mod retention;
 mod runs;
+mod starts;
 mod streams;
 mod tenancy;
 mod tokens;
@@ -127,6 +128,23 @@ fn app_role_grant(app_label: &str, role: &str) -> JsonB {
 #[pg_extern(volatile, parallel_unsafe, name = "_app_role_revoke")]
 fn app_role_revoke(role: &str) -> JsonB {
     respond(tenancy::app_role_revoke(role))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_start")]
+fn start(workflow_name: Option<&str>, input: Option<&str>, options: Option<&str>) -> JsonB {
+    respond(arg("input", input.unwrap_or("null")).and_then(|i| {
+        arg("options", options.unwrap_or("{}")).and_then(|o| starts::start(workflow_name.unwrap_or_default(), &i, &o))
+    }))
+}
+
+#[pg_extern(volatile, parallel_unsafe, name = "_hook_resume")]
+fn hook_resume(token: Option<&str>, payload: Option<&str>) -> JsonB {
+    respond(arg("payload", payload.unwrap_or("null")).and_then(|p| starts::hook_resume(token.unwrap_or_default(), &p)))
+}
+
+#[pg_extern(stable, parallel_safe, name = "_run_output")]
+fn run_output(run_id: Option<&str>) -> JsonB {
+    respond(starts::run_output(run_id.unwrap_or_default()))
 }
 
 #[pg_extern(volatile, parallel_unsafe, name = "_app_token_create")]

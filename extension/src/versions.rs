@@ -40,6 +40,7 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
         Some(_) => return Err(WfError::bad_request("serviceScoped must be a boolean")),
     };
     let endpoints = b.get("endpoints").and_then(Value::as_object).ok_or_else(|| WfError::bad_request(HANDLER_REQUIRED))?;
+    let (spec_version, core_version) = sdk_of(b.get("sdk"))?;
     let mut urls = Vec::with_capacity(3);
     for which in ["workflow", "step", "webhook"] {
         match endpoints.get(which) {
@@ -67,11 +68,13 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
         }
         db::update(
             c,
-            "INSERT INTO workflow.handlers (application_id, pod_id, deployment_version, service_scoped, workflow_url, step_url, webhook_url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO workflow.handlers (application_id, pod_id, deployment_version, service_scoped, workflow_url, step_url, \
+                                            webhook_url, spec_version, core_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (application_id, pod_id) DO UPDATE SET deployment_version = EXCLUDED.deployment_version, \
                service_scoped = EXCLUDED.service_scoped, workflow_url = EXCLUDED.workflow_url, step_url = EXCLUDED.step_url, \
-               webhook_url = EXCLUDED.webhook_url, last_seen = now()",
+               webhook_url = EXCLUDED.webhook_url, spec_version = EXCLUDED.spec_version, \
+               core_version = EXCLUDED.core_version, last_seen = now()",
             &[
                 app.into(),
                 pod.as_str().into(),
@@ -80,6 +83,8 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
                 urls[0].as_str().into(),
                 urls[1].as_str().into(),
                 urls[2].as_str().into(),
+                spec_version.into(),
+                core_version.into(),
             ],
         );
         if service_scoped {
@@ -99,6 +104,26 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
         crate::pings::queue(c);
         Ok(json!({"registered": true}))
     })
+}
+
+/// The optional `sdk` of a registration: `{"specVersion": n, "workflowCoreVersion": "x.y.z"}`,
+/// what the pods run, so a start from SQL writes what they read.
+fn sdk_of(sdk: Option<&Value>) -> WfResult<(Option<i32>, Option<String>)> {
+    let bad = || WfError::bad_request("sdk must be {specVersion: integer, workflowCoreVersion: string}");
+    let Some(sdk) = sdk.filter(|v| !v.is_null()) else {
+        return Ok((None, None));
+    };
+    let m = sdk.as_object().ok_or_else(bad)?;
+    let spec = match m.get("specVersion") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_i64().and_then(|n| i32::try_from(n).ok()).filter(|n| (1..=99).contains(n)).ok_or_else(bad)?),
+    };
+    let core = match m.get("workflowCoreVersion") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= 64 => Some(s.clone()),
+        Some(_) => return Err(bad()),
+    };
+    Ok((spec, core))
 }
 
 /// `workflow.handler_deregister(pod_id)`.

@@ -1,6 +1,9 @@
 // @ts-check
 // Handler registration (world-adapter.md §6): tells pgworld where this pod serves the
 // deployment version it runs, so the dispatcher routes that version's messages here.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toWdkError } from './errors.js';
 
@@ -35,6 +38,28 @@ export function handlerBaseUrl(config, env = process.env) {
 }
 
 /**
+ * The app's own `@workflow/core` version (resolved from its working directory first, where the
+ * app's dependencies are), or undefined.
+ * @returns {string | undefined}
+ */
+export function workflowCoreVersion() {
+  for (const base of [join(process.cwd(), 'package.json'), import.meta.url]) {
+    try {
+      let dir = dirname(createRequire(base).resolve('@workflow/core'));
+      for (let i = 0; i < 5; i++, dir = dirname(dir)) {
+        const file = join(dir, 'package.json');
+        if (!existsSync(file)) continue;
+        const pkg = JSON.parse(readFileSync(file, 'utf8'));
+        if (pkg.name === '@workflow/core' && typeof pkg.version === 'string') return pkg.version;
+      }
+    } catch {
+      // not resolvable from here
+    }
+  }
+  return undefined;
+}
+
+/**
  * @param {import('./transport.js').Transport} transport
  * @param {import('./config.js').PgWorldConfig} config
  * @param {number} specVersion
@@ -52,6 +77,8 @@ export async function registerHandlers(transport, config, specVersion, deploymen
   const body = {
     podId: config.podId,
     deploymentVersion: deploymentVersion(),
+    // What this pod runs, so workflows started from SQL are written the way it reads them.
+    sdk: { specVersion, workflowCoreVersion: workflowCoreVersion() },
     endpoints: {
       workflow: `${base}/.well-known/workflow/v1/flow`,
       step: `${base}/.well-known/workflow/v1/${stepPath.replace(/^\/+/, '')}`,

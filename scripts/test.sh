@@ -138,8 +138,12 @@ wdk() {
   done
   logged e2e env -C "$app" node --test --test-reporter=spec --test-concurrency=1 e2e.test.mjs
 
-  step "wdk: workflows started, resumed and read from SQL (psql, a trigger, Python) on the WDK 4.8 app"
+  step "wdk: workflows started, resumed and read from SQL (psql, a trigger, Python) on the WDK 4.8 and 5 apps"
   python_env "$PGWORLD_HOME/test/python" "$REPO_ROOT/tests/python/requirements.txt"
+  js_deps "$REPO_ROOT/tests/e2e-app5" "$REPO_ROOT/world-js/src" "$REPO_ROOT/world-js/package.json"
+  # WDK 5 injects the World into its bundles when they are built.
+  (cd "$REPO_ROOT/tests/e2e-app5/v1" && WORKFLOW_TARGET_WORLD=@pgworld/world npx workflow build >"$LOGS/e2e5-build.log" 2>&1) ||
+    die "workflow build of the WDK 5 app failed (log: $LOGS/e2e5-build.log)"
   logged e2e-sql env -C "$app" node --test --test-reporter=spec --test-concurrency=1 sql.test.mjs
   tier_done wdk
 }

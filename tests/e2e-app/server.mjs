@@ -1,17 +1,22 @@
 // A plain Node HTTP server for one deployment of the app (`node server.mjs v1`): it mounts the
 // bundles `workflow build` produced for that deployment under /.well-known/workflow/v1/, and
 // offers a few routes the tests drive (start, resume, cancel, read).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { getHookByToken, getRun, resumeHook, start } from 'workflow/api';
-import { getWorld } from 'workflow/runtime';
 
 const dir = resolve(process.argv[2] ?? 'v1');
+// The SDK of the app the deployment belongs to (its parent directory): this file also serves the
+// WDK 5 app in tests/e2e-app5.
+const sdk = createRequire(join(dirname(dir), 'package.json'));
+const { getHookByToken, getRun, resumeHook, start } = await import(pathToFileURL(sdk.resolve('workflow/api')).href);
+const { getWorld, setWorld } = await import(pathToFileURL(sdk.resolve('workflow/runtime')).href);
 const wellKnown = join(dir, '.well-known', 'workflow', 'v1');
-const load = (file) => import(pathToFileURL(join(wellKnown, file)).href);
-const [flow, step, webhook] = await Promise.all([load('flow.js'), load('step.js'), load('webhook.js')]);
+// WDK 4 writes .js bundles, WDK 5 .mjs.
+const load = (name) => import(pathToFileURL(join(wellKnown, existsSync(join(wellKnown, `${name}.js`)) ? `${name}.js` : `${name}.mjs`)).href);
+const [flow, step, webhook] = await Promise.all([load('flow'), load('step'), load('webhook')]);
 const manifest = JSON.parse(readFileSync(join(wellKnown, 'manifest.json'), 'utf8'));
 
 /** Node request → fetch Request. */
@@ -131,7 +136,16 @@ const server = createServer(async (req, res) => {
 
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', async () => {
   process.env.PORT ??= String(server.address().port);
-  // Registers this pod's handlers for its deployment version with pgworld.
-  await (await getWorld()).start?.();
+  // Registers this pod's handlers for its deployment version with pgworld. WDK 5 injects the
+  // World into its bundles at build time, so this unbundled server makes it and shares it.
+  let world;
+  try {
+    world = await getWorld();
+  } catch {
+    const { createWorld } = await import(pathToFileURL(sdk.resolve(process.env.WORKFLOW_TARGET_WORLD)).href);
+    world = createWorld();
+    setWorld(world);
+  }
+  await world.start?.();
   console.log(`listening on http://127.0.0.1:${server.address().port} as ${process.env.PLT_WORLD_DEPLOYMENT_VERSION}`);
 });

@@ -12,6 +12,8 @@ import { APP_DIR, createDatabase, startApp, startDispatcher, waitFor } from './l
 const ARITHMETIC = 'workflow//./workflows/features//arithmetic';
 const APPROVAL = 'workflow//./workflows/features//approval';
 const PIPELINE = 'workflow//./workflows/pipeline//pipeline';
+const CHECKOUT = 'workflow//./workflows/shop//checkout';
+const APP5_DIR = join(APP_DIR, '..', 'e2e-app5');
 
 /** A session as the app's own role (a pgworld_client bound to `default`). */
 async function session(url) {
@@ -45,12 +47,12 @@ async function sqlError(c, text, values) {
   throw new Error(`${text} did not fail`);
 }
 
-function stack(label, versions) {
+function stack(label, versions, { root } = {}) {
   const s = { pods: {} };
   before(async () => {
     s.db = await createDatabase(`pgworld_sql_${label}_${process.pid}`);
     s.dispatcher = await startDispatcher(s.db);
-    for (const v of versions) s.pods[v] = await startApp(v, { db: s.db, dispatcher: s.dispatcher });
+    for (const v of versions) s.pods[v] = await startApp(v, { db: s.db, dispatcher: s.dispatcher, root });
     s.app = await session(s.db.appUrl);
     s.su = await session(s.db.superUrl);
     await s.su.query(`SELECT set_config('workflow.app_id', 'default', false)`);
@@ -239,3 +241,34 @@ describe('a hook resumed from SQL on a v1 run while v2 is active', { timeout: 30
     assert.deepEqual((await output(s.app, v2Start.runId)).output, ['B42@v2', 'A42@v2']);
   });
 });
+
+describe('workflows from SQL on a WDK 5 app', { timeout: 300_000 }, () => {
+  const s = stack('wdk5', ['v1'], { root: APP5_DIR });
+
+  test('started and resumed from SQL; its compressed, encrypted output reads back', async () => {
+    const token = `checkout-${process.pid}`;
+    const {
+      rows: [{ r: started }],
+    } = await s.app.query(`SELECT workflow.start($1, $2::jsonb) AS r`, [CHECKOUT, JSON.stringify(['A-1', 3, token])]);
+    assert.equal(started.specVersion, 5, 'what the WDK 5 pods registered');
+    assert.equal(started.encrypted, true);
+    await waitFor('the hook', async () => (await s.su.query(`SELECT 1 FROM workflow.hooks WHERE token = $1`, [token])).rowCount === 1);
+    await s.app.query(`SELECT workflow.hook_resume($1, '{"paid": true, "note": "from sql"}')`, [token]);
+    const { output } = await output5(s, started.runId);
+    assert.deepEqual(output.line, { sku: 'A-1', qty: 3, cents: 3750 });
+    assert.deepEqual(output.payment, { paid: true, note: 'from sql' });
+    assert.equal(output.receipt.length, 80);
+    assert.equal(output.receipt[79], 'line 79: A-1 x3');
+    // Far smaller than the 2 KiB of text it holds: WDK 5 compressed it before sealing it.
+    const stored = (await s.su.query(`SELECT output FROM workflow.runs WHERE run_id = $1`, [started.runId])).rows[0].output;
+    const bytes = Buffer.from(stored.$bytes, 'base64');
+    assert.equal(bytes.subarray(0, 4).toString(), 'encr');
+    assert.ok(bytes.length < 1024, `${bytes.length} bytes stored`);
+  });
+});
+
+async function output5(s, runId) {
+  const o = await output(s.app, runId);
+  assert.equal(o.status, 'completed', JSON.stringify(o));
+  return o;
+}

@@ -19,16 +19,16 @@ export function startDispatcher(db, { port, env = {} } = {}) {
 
 /**
  * One pod of the app for a deployment version (`v1` or `v2`), over the façade (`http`) or
- * straight to the database (`sql`).
+ * straight to the database (`sql`); `root` is another app's directory (the WDK 5 app).
  */
-export async function startApp(version, { db, dispatcher, transport = 'http', port, world = '@pgworld/world', env = {} }) {
+export async function startApp(version, { db, dispatcher, transport = 'http', port, world = '@pgworld/world', env = {}, root = APP_DIR }) {
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
   const transportEnv =
     transport === 'http' ? { PLT_WORLD_SERVICE_URL: dispatcher.url } : { PGWORLD_DATABASE_URL: db.appUrl };
-  const proc = new Proc(`app-${version}-${transport}-${port}`, process.execPath, [join(APP_DIR, 'server.mjs'), join(APP_DIR, version)], {
-    // In the app's directory: WDK 4.x resolves WORKFLOW_TARGET_WORLD from the working directory.
-    cwd: APP_DIR,
+  const proc = new Proc(`app-${version}-${transport}-${port}`, process.execPath, [join(APP_DIR, 'server.mjs'), join(root, version)], {
+    // In the app's directory: the WDK resolves WORKFLOW_TARGET_WORLD from the working directory.
+    cwd: root,
     env: {
       PORT: String(port),
       WORKFLOW_TARGET_WORLD: world,

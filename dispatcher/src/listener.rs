@@ -63,7 +63,7 @@ pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, hub: Arc<StreamH
         match result {
             Ok(()) => tracing::warn!(retry_in = ?backoff, "LISTEN connection closed; reconnecting"),
             Err(e) => {
-                tracing::warn!(error = %crate::error_chain(&e), retry_in = ?backoff, "LISTEN connection failed; reconnecting")
+                tracing::warn!(error = %crate::errors::error_chain(&e), retry_in = ?backoff, "LISTEN connection failed; reconnecting")
             }
         }
         tokio::select! {

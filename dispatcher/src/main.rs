@@ -8,9 +8,11 @@ mod auth;
 mod config;
 mod delivery;
 mod dispatch;
+mod errors;
 mod hub;
 mod listener;
 mod metrics;
+mod routes;
 mod serve;
 
 use anyhow::{Context, Result};
@@ -142,18 +144,6 @@ async fn provision(pool: &Pool, app: &str) -> Result<()> {
         .await
         .with_context(|| format!("provisioning the single-tenant app {app:?} (is the pgworld extension installed?)"))?;
     Ok(())
-}
-
-/// An error with its causes, for logs: tokio-postgres puts the server's message in the source.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 async fn shutdown_signal() {

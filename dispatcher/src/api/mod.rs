@@ -2,15 +2,14 @@
 //! `workflow.*` call in one transaction that first selects the app, and answered with the
 //! function's result. Routes are data (`routes.rs`); this module is the one handler they share.
 
-mod errors;
 mod health;
 mod keepalive;
 mod openapi;
-mod routes;
 mod streams;
 
-pub use errors::ApiError;
-pub use routes::{Access, Call, Route, ROUTES};
+use crate::errors::json_text;
+pub use crate::errors::ApiError;
+use crate::routes::{Call, Route, ROUTES};
 
 use crate::auth::{Auth, Caller};
 use crate::hub::StreamHub;
@@ -35,10 +34,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub hub: Arc<StreamHub>,
     pub api_enabled: bool,
-}
-
-pub fn json_text(body: String) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], body)
 }
 
 /// The public router: health, metrics, OpenAPI and (when enabled) every façade route.

@@ -1,6 +1,6 @@
 //! `/openapi.json`, generated from the route table so it always matches what is served.
 
-use super::routes::{Access, Call, Route, ROUTES};
+use crate::routes::{Access, Call, Route, ROUTES};
 use axum::response::IntoResponse;
 use serde_json::{json, Map, Value};
 

@@ -4,8 +4,9 @@
 //! token, which is checked with a TokenReview through `kube`; successful reviews are cached by
 //! the token's SHA-256 for 270 s and the identity's app bindings are read on every request.
 
-use crate::api::{Access, ApiError, Route};
+use crate::errors::ApiError;
 use crate::metrics::Metrics;
+use crate::routes::{Access, Route};
 use anyhow::{bail, Context, Result};
 use axum::http::{header, HeaderMap, StatusCode};
 use deadpool_postgres::Pool;

@@ -5,7 +5,7 @@
 //! token works as soon as it is created.
 
 use super::{db_lookup, token_key, TokenCache};
-use crate::api::ApiError;
+use crate::errors::ApiError;
 use crate::metrics::Metrics;
 use deadpool_postgres::Pool;
 use std::sync::{Arc, Mutex};

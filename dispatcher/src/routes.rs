@@ -1,5 +1,5 @@
-//! Every façade route of spec/http-api.md §3, as data: the router and the OpenAPI document are
-//! both built from this table, so they cannot drift apart.
+//! Every façade route of spec/http-api.md §3, as data: the router, the OpenAPI document and the
+//! authorization rules all read this table, so they cannot drift apart.
 
 use axum::http::{Method, StatusCode};
 

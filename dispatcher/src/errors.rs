@@ -56,7 +56,7 @@ impl ApiError {
     /// contention and outages to 503, anything else to a logged 500.
     pub fn from_db(e: &tokio_postgres::Error) -> ApiError {
         let Some(db) = e.as_db_error() else {
-            tracing::warn!(error = %crate::error_chain(e), "database unavailable");
+            tracing::warn!(error = %error_chain(e), "database unavailable");
             return ApiError::unavailable("Database unavailable");
         };
         let state = db.code().code();
@@ -114,7 +114,7 @@ fn retry_after_seconds(meta: &Value) -> Option<u64> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = self.body();
-        let mut response = (self.status, crate::api::json_text(body.to_string())).into_response();
+        let mut response = (self.status, json_text(body.to_string())).into_response();
         if matches!(self.status.as_u16(), 425 | 429) {
             if let Some(secs) = self.meta.as_deref().and_then(retry_after_seconds) {
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -124,4 +124,20 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+pub fn json_text(body: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"))], body)
+}
+
+/// An error and its causes on one line, for logs and bodies.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

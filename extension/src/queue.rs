@@ -63,28 +63,63 @@ pub fn enqueue(env: WfResult<Envelope>) -> WfResult<Value> {
     })
 }
 
+thread_local! {
+    /// Where this backend's last counted enqueue left its rate row: (app, shard, ctid). Many
+    /// enqueues in one transaction update that one row again and again, and none of its
+    /// versions can be pruned before the commit, so finding it by key walks all of them; by
+    /// its ctid the update is direct. A stale entry (another transaction, a row moved or
+    /// vacuumed, a rolled-back savepoint) simply matches no row.
+    static RATE_ROW: std::cell::RefCell<Option<(i32, i16, String)>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Counts this enqueue in the app's current minute; rejected enqueues roll back with the error.
 fn admit_enqueue(c: &mut SpiClient<'_>, app: i32) -> WfResult<()> {
-    let shard = i32::try_from(std::process::id()).unwrap_or_default().rem_euclid(RATE_SHARDS);
-    let row = db::update(
+    let shard = i16::try_from(i32::try_from(std::process::id()).unwrap_or_default().rem_euclid(RATE_SHARDS)).unwrap_or_default();
+    let known = RATE_ROW.with(|r| r.borrow().clone()).filter(|(a, s, _)| *a == app && *s == shard).map(|(_, _, t)| t);
+    let bumped = known.and_then(|tid| {
+        db::update(
+            c,
+            "UPDATE workflow.queue_rate SET accepted = accepted + 1 \
+             WHERE ctid = $1::tid AND application_id = $2 AND window_start = date_trunc('minute', now()) AND shard = $3 \
+             RETURNING ctid::text, accepted",
+            &[tid.into(), app.into(), shard.into()],
+        )
+        .next()
+        .map(|r| (r.text(1), r.int(2)))
+    });
+    let (tid, accepted) = match bumped {
+        Some(b) => b,
+        None => db::update(
+            c,
+            "INSERT INTO workflow.queue_rate AS r (application_id, window_start, shard, accepted) \
+             VALUES ($1, date_trunc('minute', now()), $2, 1) \
+             ON CONFLICT (application_id, window_start, shard) DO UPDATE SET accepted = r.accepted + 1 \
+             RETURNING ctid::text, accepted",
+            &[app.into(), shard.into()],
+        )
+        .next()
+        .map(|r| (r.text(1), r.int(2)))
+        .ok_or("no row")
+        .or_internal("queue rate count"),
+    };
+    RATE_ROW.with(|r| *r.borrow_mut() = Some((app, shard, tid)));
+    // The other shards by equality, not `shard <> ours`: a range over the key would also walk
+    // every version this transaction left of its own row.
+    let others: Vec<i16> = (0..RATE_SHARDS).filter_map(|s| i16::try_from(s).ok()).filter(|s| *s != shard).collect();
+    let row = db::select(
         c,
-        "WITH bump AS (INSERT INTO workflow.queue_rate AS r (application_id, window_start, shard, accepted) \
-                       VALUES ($1, date_trunc('minute', now()), $2, 1) \
-                       ON CONFLICT (application_id, window_start, shard) DO UPDATE SET accepted = r.accepted + 1 \
-                       RETURNING accepted) \
-         SELECT (SELECT accepted FROM bump)::bigint \
-                + (SELECT coalesce(sum(accepted), 0) FROM workflow.queue_rate \
-                   WHERE application_id = $1 AND window_start = date_trunc('minute', now()) AND shard <> $2)::bigint, \
+        "SELECT (SELECT coalesce(sum(accepted), 0) FROM workflow.queue_rate \
+                 WHERE application_id = $1 AND window_start = date_trunc('minute', now()) AND shard = ANY($2))::bigint, \
                 (SELECT q.max_queue_per_minute FROM workflow.quotas q WHERE q.application_id = $1)::bigint, \
                 date_trunc('minute', now()) + interval '1 minute'",
-        &[app.into(), i16::try_from(shard).unwrap_or_default().into()],
+        &[app.into(), others.into()],
     )
     .next()
     .map(|r| (r.bigint(1), r.get::<i64>(2).ok().flatten(), r.ts(3)));
-    let Some((accepted, quota, window_end)) = row else {
+    let Some((others, quota, window_end)) = row else {
         return Ok(());
     };
-    if accepted > quota.unwrap_or(DEFAULT_MAX_QUEUE_PER_MINUTE) {
+    if i64::from(accepted) + others > quota.unwrap_or(DEFAULT_MAX_QUEUE_PER_MINUTE) {
         let retry = window_end.map(ts::to_iso);
         return Err(WfError::new(Code::QueueRate, "Queue rate limit exceeded").with_meta(json!({"retryAfter": retry})));
     }

@@ -171,6 +171,45 @@ async fn the_rate_quota_counts_accepted_enqueues_per_minute() -> Result<()> {
     Err(anyhow!("two minute boundaries in a row"))
 }
 
+/// Many enqueues in one transaction (a trigger on a bulk insert) count one by one against the
+/// quota, and a rolled-back transaction counts none; two sessions share the window.
+#[tokio::test]
+async fn the_rate_quota_counts_inside_one_transaction_and_across_sessions() -> Result<()> {
+    let db = TestDb::new().await?;
+    let c = db.session("default").await?;
+    let other = db.session("default").await?;
+    c.batch_execute("SET workflow.admin = on").await?;
+    call(&c, "SELECT workflow.quotas_put($1)", &[&json!({"maxQueuePerMinute": 300})]).await?.map_err(|e| anyhow!("{e:?}"))?;
+    let batch = |n: i64| {
+        format!(
+            "SELECT count(workflow.queue_enqueue('{{}}', jsonb_build_object('queueName', 'q', 'message', g))) \
+             FROM generate_series(1, {n}) g"
+        )
+    };
+    for _ in 0..2 {
+        let start: f64 =
+            c.query_one("SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()))::float8", &[]).await?.get(0);
+        db.superuser().await?.batch_execute("DELETE FROM workflow.queue_rate").await?;
+        c.batch_execute("BEGIN").await?;
+        c.batch_execute(&batch(250)).await?;
+        c.batch_execute("ROLLBACK").await?;
+        c.batch_execute(&batch(200)).await?;
+        other.batch_execute(&batch(100)).await?;
+        let over = other.batch_execute(&batch(1)).await.err().and_then(|e| e.as_db_error().map(|d| d.code().code().to_owned()));
+        let end: f64 =
+            c.query_one("SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()))::float8", &[]).await?.get(0);
+        if end != start {
+            continue;
+        }
+        ensure!(over.as_deref() == Some("WF429"), "the 301st enqueue of the minute is refused: {over:?}");
+        let counted: i64 =
+            db.superuser().await?.query_one("SELECT sum(accepted)::bigint FROM workflow.queue_rate", &[]).await?.get(0);
+        ensure!(counted == 300, "counted {counted}");
+        return Ok(());
+    }
+    Err(anyhow!("two minute boundaries in a row"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_skip_locked_rows_and_route_by_version() -> Result<()> {
     let db = TestDb::new().await?;

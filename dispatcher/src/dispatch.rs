@@ -2,6 +2,7 @@
 //! bounded concurrency, renew the leases of open requests, record outcomes, and run maintenance.
 //! Every state change is a `workflow.*` call; this process holds no state a crash could lose.
 
+use crate::backoff::Backoff;
 use crate::config::DispatchConfig;
 use crate::delivery::{Claimed, Deliverer};
 use crate::metrics::{DispatchOutcome, Metrics};
@@ -87,7 +88,7 @@ impl Dispatcher {
     }
 
     async fn claim_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let mut failures = 0u32;
+        let mut failures = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
         loop {
             if *stop.borrow() {
                 return;
@@ -98,7 +99,7 @@ impl Dispatcher {
                 let batch = free.min(CLAIM_BATCH);
                 match self.claim(batch).await {
                     Ok((claimed, next_due)) => {
-                        failures = 0;
+                        failures.reset();
                         for m in claimed {
                             self.start_delivery(m);
                         }
@@ -111,8 +112,7 @@ impl Dispatcher {
                         wait = next_due;
                     }
                     Err(e) => {
-                        failures = failures.saturating_add(1);
-                        wait = Duration::from_millis(250 * u64::from(failures.min(20)));
+                        wait = failures.next_pause();
                         tracing::warn!(error = %format!("{e:#}"), retry_in = ?wait, "claim failed");
                     }
                 }
@@ -198,7 +198,7 @@ impl Dispatcher {
     async fn record(&self, lease_id: Uuid, outcome: &Outcome) {
         let body = outcome.to_json();
         let give_up = tokio::time::Instant::now() + self.cfg.lease;
-        let mut pause = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             let result = async {
                 let client = self.pool.get().await?;
@@ -209,10 +209,9 @@ impl Dispatcher {
             .await;
             match result {
                 Ok(()) => break,
-                Err(e) if tokio::time::Instant::now() + pause < give_up => {
+                Err(e) if tokio::time::Instant::now() + backoff.step() < give_up => {
                     tracing::warn!(error = %format!("{e:#}"), "recording a delivery outcome failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    tokio::time::sleep(backoff.next_pause()).await;
                 }
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "giving up recording an outcome; the lease expiry will redeliver");
@@ -227,7 +226,7 @@ impl Dispatcher {
     async fn record_delivered(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Uuid>) {
         let mut batch = Vec::with_capacity(DELIVERED_BATCH);
         while rx.recv_many(&mut batch, DELIVERED_BATCH).await > 0 {
-            let mut pause = Duration::from_millis(100);
+            let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
             loop {
                 let result = async {
                     let client = self.pool.get().await?;
@@ -240,8 +239,7 @@ impl Dispatcher {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(error = %format!("{e:#}"), count = batch.len(), "recording deliveries failed; retrying");
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_secs(5));
+                        tokio::time::sleep(backoff.next_pause()).await;
                     }
                 }
             }

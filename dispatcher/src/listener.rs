@@ -3,6 +3,7 @@
 //! reconnects with backoff (1 s → 30 s) and wakes everyone at once, since pings sent while it
 //! was away are gone.
 
+use crate::backoff::Backoff;
 use crate::hub::StreamHub;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ pub const CHANNEL: &str = "pgworld_queue";
 pub const STREAM_CHANNEL: &str = "pgworld_stream";
 
 pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, hub: Arc<StreamHub>, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let mut listened = false;
         let session = async {
@@ -58,19 +59,19 @@ pub async fn run(pg: tokio_postgres::Config, wake: Arc<Notify>, hub: Arc<StreamH
             _ = stop.changed() => return,
         };
         if listened {
-            backoff = Duration::from_secs(1);
+            backoff.reset();
         }
+        let pause = backoff.next_pause();
         match result {
-            Ok(()) => tracing::warn!(retry_in = ?backoff, "LISTEN connection closed; reconnecting"),
+            Ok(()) => tracing::warn!(retry_in = ?pause, "LISTEN connection closed; reconnecting"),
             Err(e) => {
-                tracing::warn!(error = %crate::errors::error_chain(&e), retry_in = ?backoff, "LISTEN connection failed; reconnecting")
+                tracing::warn!(error = %crate::errors::error_chain(&e), retry_in = ?pause, "LISTEN connection failed; reconnecting")
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
         wake.notify_one();
         hub.ping_all();
     }

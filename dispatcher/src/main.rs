@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod backoff;
 mod config;
 mod delivery;
 mod dispatch;

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toWdkError } from './errors.js';
+import { withRetry } from './retry.js';
 
 const REGISTER_TRIES = 5;
 
@@ -85,15 +86,12 @@ export async function registerHandlers(transport, config, specVersion, deploymen
       webhook: `${base}/.well-known/workflow/v1/webhook`,
     },
   };
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await transport.call('handler_register', { body });
-      return { podId: config.podId };
-    } catch (err) {
-      if (attempt >= REGISTER_TRIES) throw toWdkError(err);
-      await sleep(Math.min(500 * 2 ** (attempt - 1), 8_000));
-    }
+  try {
+    await withRetry(() => transport.call('handler_register', { body }), { tries: REGISTER_TRIES, firstMs: 1_000, maxMs: 8_000 });
+  } catch (err) {
+    throw toWdkError(err);
   }
+  return { podId: config.podId };
 }
 
 /**

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { PgWorldFailure } from './errors.js';
 import { OPS, queryStrings } from './ops.js';
 import { fromWire, toWire } from './wire.js';
+import { withRetry } from './retry.js';
 
 /** @typedef {import('./transport.js').Transport} Transport */
 
@@ -74,14 +75,15 @@ export class SqlTransport {
    * @param {unknown[]} values
    */
   async query(name, text, values) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.pool.query({ name, text, values: [this.appId, ...values] });
-      } catch (err) {
-        const code = /** @type {any} */ (err)?.code;
-        if (RETRYABLE.has(code) && attempt < MAX_TRIES) continue;
-        throw failureOf(err);
-      }
+    try {
+      return await withRetry(() => this.pool.query({ name, text, values: [this.appId, ...values] }), {
+        tries: MAX_TRIES,
+        firstMs: 20,
+        maxMs: 80,
+        retryable: (err) => RETRYABLE.has(/** @type {any} */ (err)?.code),
+      });
+    } catch (err) {
+      throw failureOf(err);
     }
   }
 

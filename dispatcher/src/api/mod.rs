@@ -12,6 +12,7 @@ pub use crate::errors::ApiError;
 use crate::routes::{Call, Route, ROUTES};
 
 use crate::auth::{Auth, Caller};
+use crate::backoff::Backoff;
 use crate::hub::StreamHub;
 use crate::metrics::Metrics;
 use axum::body::{Body, Bytes};
@@ -267,6 +268,7 @@ pub async fn call_rows(state: &AppState, caller: &Caller, sql: &str, args: &[Arg
     let admin = if caller.admin { "on" } else { "off" };
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&app, &admin];
     params.extend(args.iter().map(Arg::sql));
+    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(80));
     for attempt in 0..4u64 {
         let client = state.pool.get().await.map_err(|e| {
             tracing::warn!(error = %e, "no database connection");
@@ -276,7 +278,7 @@ pub async fn call_rows(state: &AppState, caller: &Caller, sql: &str, args: &[Arg
         match client.query(&stmt, &params).await {
             Ok(rows) => return Ok(rows),
             Err(e) if ApiError::retryable(&e) && attempt < 3 => {
-                tokio::time::sleep(Duration::from_millis(rand::random_range(10..=50))).await;
+                tokio::time::sleep(backoff.next_pause()).await;
             }
             Err(e) if ApiError::retryable(&e) => return Err(ApiError::busy()),
             Err(e) => return Err(ApiError::from_db(&e)),

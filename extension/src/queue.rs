@@ -43,7 +43,11 @@ pub fn expired_error(version: &str) -> WfError {
 pub fn enqueue(env: WfResult<Envelope>) -> WfResult<Value> {
     Spi::connect_mut(|c| {
         let app = tenancy::current_app()?;
-        let env = env?;
+        let mut env = env?;
+        if env.deployment_id.is_empty() {
+            // Sent by a process that serves no version (the WDK's CLI and web UI): to one that can answer.
+            env.deployment_id = crate::versions::newest_served(c, app).unwrap_or_default();
+        }
         if version_expired(c, app, &env.deployment_id) {
             return Err(expired_error(&env.deployment_id));
         }

@@ -37,24 +37,6 @@ fn stored_value(value: &Value, key: Option<&[u8; 32]>) -> WfResult<Value> {
     Ok(Payload::Bytes(bytes).to_wire(Mode::Envelope))
 }
 
-/// The deployment a start goes to when the caller names none: among the versions with registered
-/// pods that are neither draining nor expired, the one whose pods first registered most recently.
-fn default_deployment(c: &SpiClient<'_>, app: i32) -> WfResult<String> {
-    db::select(
-        c,
-        "SELECT h.deployment_version FROM workflow.handlers h \
-         LEFT JOIN workflow.deployment_versions v ON v.application_id = h.application_id AND v.deployment_id = h.deployment_version \
-         WHERE h.application_id = $1 AND coalesce(v.status, 'active') = 'active' \
-         GROUP BY h.deployment_version ORDER BY min(h.registered_at) DESC, h.deployment_version DESC LIMIT 1",
-        &[app.into()],
-    )
-    .next()
-    .map(|r| r.text(1))
-    .ok_or_else(|| {
-        WfError::bad_request("no active deployment version has registered pods: name one in options.deploymentId")
-    })
-}
-
 /// What the deployment's SDK writes: its pods' registration, else its newest run, else WDK 4's
 /// spec version with an unknown core (which reads only plain values).
 fn deployment_sdk(c: &SpiClient<'_>, app: i32, deployment: &str) -> (i32, Option<String>) {
@@ -106,7 +88,9 @@ pub fn start(workflow_name: &str, input: &Value, options: &Value) -> WfResult<Va
     Spi::connect(|c| {
         let deployment = match opts.deployment_id.clone() {
             Some(d) => d,
-            None => default_deployment(c, app)?,
+            None => crate::versions::newest_served(c, app).ok_or_else(|| {
+                WfError::bad_request("no active deployment version has registered pods: name one in options.deploymentId")
+            })?,
         };
         let (known_spec, known_core) = deployment_sdk(c, app, &deployment);
         let spec = opts.spec_version.unwrap_or(known_spec);

@@ -355,3 +355,19 @@ pub fn quotas_put(body: &Value) -> WfResult<Value> {
 fn lock_app(c: &mut SpiClient<'_>, app: i32) {
     db::update(c, "SELECT 1 FROM workflow.applications WHERE application_id = $1 FOR NO KEY UPDATE", &[app.into()]);
 }
+
+/// Where work that names no deployment version goes (a start from SQL, a health check from the
+/// WDK's CLI or web UI): among the app's versions with registered pods that are neither draining
+/// nor expired, the one whose pods first registered most recently.
+pub fn newest_served(c: &SpiClient<'_>, app: i32) -> Option<String> {
+    db::select(
+        c,
+        "SELECT h.deployment_version FROM workflow.handlers h \
+         LEFT JOIN workflow.deployment_versions v ON v.application_id = h.application_id AND v.deployment_id = h.deployment_version \
+         WHERE h.application_id = $1 AND coalesce(v.status, 'active') = 'active' \
+         GROUP BY h.deployment_version ORDER BY min(h.registered_at) DESC, h.deployment_version DESC LIMIT 1",
+        &[app.into()],
+    )
+    .next()
+    .map(|r| r.text(1))
+}

@@ -3,7 +3,9 @@
 // inside the app's own transactions, from a trigger, from Python, and across versions.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -205,6 +207,22 @@ describe('workflows from SQL on a WDK 4.8 app', { timeout: 300_000 }, () => {
     const last = JSON.parse(lines.at(-1));
     assert.equal(last.status, 'completed', stdout);
     assert.deepEqual(last.output, { approved: true, by: 'python' });
+  });
+
+  test("the WDK's health check from a process that serves no version reaches a pod", async () => {
+    // What `workflow inspect --web` does: a World with no deployment version of its own.
+    const sdk = createRequire(join(APP_DIR, 'package.json'));
+    const { healthCheck } = await import(pathToFileURL(sdk.resolve('workflow/runtime')).href);
+    const { createPgWorld, resolveConfig } = await import(pathToFileURL(sdk.resolve('@pgworld/world')).href);
+    const world = createPgWorld(resolveConfig({ serviceUrl: s.dispatcher.url, appId: 'default' }, {}));
+    try {
+      for (const endpoint of ['workflow', 'step']) {
+        const r = await healthCheck(world, endpoint, { timeout: 20_000 });
+        assert.equal(r.healthy, true, `${endpoint}: ${JSON.stringify(r)}`);
+      }
+    } finally {
+      await world.close();
+    }
   });
 
   test('an app without a secret gets plaintext runs that read back the same', async () => {

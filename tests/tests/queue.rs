@@ -732,3 +732,42 @@ async fn messages_a_rolled_back_claim_held_are_found_by_the_periodic_full_scan()
     }
     Ok(())
 }
+
+/// A message that names no deployment version (a health check from the WDK's CLI or web UI)
+/// goes to the app's newest version with pods, not to a version nobody serves.
+#[tokio::test]
+async fn a_message_naming_no_version_goes_to_the_newest_version_with_pods() -> Result<()> {
+    let db = TestDb::new().await?;
+    let c = db.session("default").await?;
+    let su = db.superuser().await?;
+    let version_of = |id: i64| {
+        let su = &su;
+        async move {
+            anyhow::Ok(
+                su.query_one("SELECT deployment_version FROM workflow.messages WHERE id = $1", &[&id]).await?.get::<_, String>(0),
+            )
+        }
+    };
+    let health = json!({"queueName": "__wkf_workflow_health_check", "message": {"__healthCheck": true, "correlationId": "c1"}});
+    let nobody = enqueue(&c, health.clone()).await?.map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(version_of(msg_num(nobody["messageId"].as_str().unwrap_or_default())).await?.is_empty(), "no pods yet: no version");
+    register(&c, "pod-1", "v1", endpoints()).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    register(&c, "pod-2", "v2", endpoints()).await?;
+    let routed = enqueue(&c, health.clone()).await?.map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(version_of(msg_num(routed["messageId"].as_str().unwrap_or_default())).await? == "v2");
+    c.batch_execute("SET workflow.admin = on").await?;
+    call(
+        &c,
+        "SELECT workflow.version_notify($1)",
+        &[&json!({"applicationId": "default", "deploymentVersion": "v2", "status": "draining"})],
+    )
+    .await?
+    .map_err(|e| anyhow!("{e:?}"))?;
+    let after = enqueue(&c, health).await?.map_err(|e| anyhow!("{e:?}"))?;
+    ensure!(
+        version_of(msg_num(after["messageId"].as_str().unwrap_or_default())).await? == "v1",
+        "a draining version takes no new work"
+    );
+    Ok(())
+}

@@ -24,7 +24,7 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /**
  * @param {import('./transport.js').Transport} transport
- * @param {{queueEncoding: 'cbor' | 'json'}} config
+ * @param {{queueEncoding: 'cbor' | 'json', deploymentVersion?: string, managed?: boolean}} config
  * @param {() => string} deploymentVersion  throws while the version is unknown on a managed platform
  */
 export function createQueue(transport, config, deploymentVersion) {
@@ -39,7 +39,12 @@ export function createQueue(transport, config, deploymentVersion) {
       throw new Error(`Invalid queue name: ${queueName}`);
     }
     /** @type {Record<string, unknown>} */
-    const envelope = { queueName, message, deploymentId: opts.deploymentId ?? deploymentVersion() };
+    const envelope = { queueName, message };
+    // A health check from a process serving no version (the WDK's CLI, its web UI) names none,
+    // and pgworld sends it to the app's newest version with pods, which can answer it.
+    const unpinned = !config.deploymentVersion && !config.managed && /** @type {any} */ (message)?.__healthCheck === true;
+    const deploymentId = opts.deploymentId ?? (unpinned ? undefined : deploymentVersion());
+    if (deploymentId !== undefined) envelope.deploymentId = deploymentId;
     if (opts.idempotencyKey !== undefined) envelope.idempotencyKey = opts.idempotencyKey;
     if (opts.delaySeconds !== undefined) envelope.delaySeconds = opts.delaySeconds;
     if (opts.headers !== undefined) envelope.headers = opts.headers;

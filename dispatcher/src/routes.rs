@@ -13,11 +13,9 @@ pub enum Access {
 /// How the request becomes the route's one SQL call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
-    /// `workflow.<function>(path params…, [query], [body])`, the response body verbatim.
-    Function { function: &'static str, query: bool, body: bool },
-    /// The same with the URL's app label as the first argument (functions an operator also
-    /// calls from psql, naming the app).
-    AppFunction { function: &'static str, body: bool },
+    /// `workflow.<function>([app label], path params…, [query], [body])`, the response body
+    /// verbatim. `app`: functions an operator also calls from psql take the app by name.
+    Function { function: &'static str, app: bool, query: bool, body: bool },
     /// `app_provision`: 201 or 200 from its `created` field.
     Provision,
     /// JSON or CBOR enqueue.
@@ -32,7 +30,7 @@ impl Call {
     /// The `workflow.*` function the route calls.
     pub fn function(&self) -> &'static str {
         match self {
-            Call::Function { function, .. } | Call::AppFunction { function, .. } => function,
+            Call::Function { function, .. } => function,
             Call::Provision => "app_provision",
             Call::Enqueue => "queue_enqueue",
             Call::StreamPut => "stream_put",
@@ -57,7 +55,12 @@ pub struct Route {
 const MIB: usize = 1024 * 1024;
 
 const fn f(function: &'static str, query: bool, body: bool) -> Call {
-    Call::Function { function, query, body }
+    Call::Function { function, app: false, query, body }
+}
+
+/// A function that takes the URL's app label first.
+const fn for_app(function: &'static str, body: bool) -> Call {
+    Call::Function { function, app: true, query: false, body }
 }
 
 const fn route(method: Method, path: &'static str, access: Access, call: Call, ok: StatusCode, summary: &'static str) -> Route {
@@ -78,7 +81,7 @@ pub static ROUTES: &[Route] = &[
         Method::POST,
         "/api/v1/apps/{appId}/tokens",
         Admin,
-        Call::AppFunction { function: "app_token_create", body: true },
+        for_app("app_token_create", true),
         S::CREATED,
         "Create an API token for the app (the token is in this answer only)",
     ),
@@ -86,7 +89,7 @@ pub static ROUTES: &[Route] = &[
         Method::GET,
         "/api/v1/apps/{appId}/tokens",
         Admin,
-        Call::AppFunction { function: "app_tokens_list", body: false },
+        for_app("app_tokens_list", false),
         S::OK,
         "List the app's API tokens (never their secrets)",
     ),
@@ -94,7 +97,7 @@ pub static ROUTES: &[Route] = &[
         Method::DELETE,
         "/api/v1/apps/{appId}/tokens/{tokenId}",
         Admin,
-        Call::AppFunction { function: "app_token_revoke", body: false },
+        for_app("app_token_revoke", false),
         S::OK,
         "Revoke an API token",
     ),

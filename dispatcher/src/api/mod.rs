@@ -142,18 +142,30 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
     let caller = state.auth.authorize(route, params.get("appId").map(String::as_str), &parts.headers, &state.pool).await?;
     let parsed = read_body(route, parts, params, query, body).await?;
     match route.call {
-        Call::Function { function, query, body } => {
-            let args: Vec<Arg> = route.path_params().iter().map(|p| Arg::Text(parsed.param(p))).collect();
-            function_call(state, route, &caller, &parsed, function, args, query, body).await
-        }
-        Call::AppFunction { function, body } => {
-            let mut args = vec![Arg::Text(parsed.param("appId"))];
+        Call::Function { function, app, query, body } => {
+            let mut args = Vec::new();
+            if app {
+                args.push(Arg::Text(parsed.param("appId")));
+            }
             args.extend(route.path_params().iter().map(|p| Arg::Text(parsed.param(p))));
-            let response = function_call(state, route, &caller, &parsed, function, args, false, body).await?;
+            if query {
+                args.push(Arg::Json(Value::Object(parsed.query.clone())));
+            }
+            if body {
+                args.push(Arg::Json(parsed.json_body()?));
+            } else if route.method != Method::GET && route.method != Method::DELETE {
+                // A body the route ignores is still refused if it is not JSON (http-api.md §1.3).
+                parsed.json_body()?;
+            }
+            let text = call_text(state, &caller, function, &args).await?;
             if function == "app_token_revoke" {
+                // Revoked here: this replica's cache forgets the token at once.
                 state.auth.forget_api_token(&parsed.param("tokenId"));
             }
-            Ok(response)
+            if route.ok == StatusCode::NO_CONTENT {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            Ok((route.ok, json_text(text)).into_response())
         }
         Call::Provision => {
             let body = parsed.json_body()?;
@@ -182,34 +194,6 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
         Call::StreamPut => streams::put(state, &caller, &parsed).await,
         Call::StreamRead => streams::read(state, caller, &parsed).await,
     }
-}
-
-/// A route's one function call: its arguments, then the query and the body as the route takes them.
-#[allow(clippy::too_many_arguments)]
-async fn function_call(
-    state: &AppState,
-    route: &Route,
-    caller: &Caller,
-    parsed: &Parsed,
-    function: &str,
-    mut args: Vec<Arg>,
-    query: bool,
-    body: bool,
-) -> Result<Response, ApiError> {
-    if query {
-        args.push(Arg::Json(Value::Object(parsed.query.clone())));
-    }
-    if body {
-        args.push(Arg::Json(parsed.json_body()?));
-    } else if route.method != Method::GET && route.method != Method::DELETE {
-        // A body the route ignores is still refused if it is not JSON (http-api.md §1.3).
-        parsed.json_body()?;
-    }
-    let text = call_text(state, caller, function, &args).await?;
-    if route.ok == StatusCode::NO_CONTENT {
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    Ok((route.ok, json_text(text)).into_response())
 }
 
 /// One argument of a `workflow.*` call.

@@ -15,7 +15,6 @@ fn operation(route: &Route) -> Value {
     }
     let (takes_query, body_types): (bool, Vec<&str>) = match route.call {
         Call::Function { query, body, .. } => (query, if body { vec!["application/json"] } else { vec![] }),
-        Call::AppFunction { body, .. } => (false, if body { vec!["application/json"] } else { vec![] }),
         Call::Provision => (false, vec!["application/json"]),
         Call::Enqueue => (false, vec!["application/json", "application/cbor"]),
         Call::StreamPut => (false, vec!["application/json", "text/plain", "application/octet-stream"]),

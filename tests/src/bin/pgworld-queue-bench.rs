@@ -149,34 +149,17 @@ async fn main() -> Result<()> {
 
     // 3. Sustained delivery: a backlog no handler serves yet, then a handler registers and the
     //    dispatcher drains it; the rate is counted at the sink over the window after a warm-up.
-    enqueue_backlog(&admin, "load", a.backlog).await?;
-    admin.batch_execute("VACUUM ANALYZE workflow.messages, workflow.message_bodies").await?;
-    let before = sink.count.load(Ordering::Relaxed);
-    admin
-        .query_one(
-            "SELECT workflow.handler_register($1)",
-            &[&json!({"podId": "sink2", "deploymentVersion": "load", "endpoints": endpoints})],
-        )
-        .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let (window_start, start_count) = (Instant::now(), sink.count.load(Ordering::Relaxed));
-    let mut peak_rss = 0f64;
-    while window_start.elapsed() < Duration::from_secs(a.seconds) {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        peak_rss = peak_rss.max(rss_mib(d.pid()).0);
-        if sink.count.load(Ordering::Relaxed) - before >= a.backlog as u64 {
-            println!("  (the backlog ran out before the window ended: raise --backlog)");
-            break;
-        }
+    write_backlog(&admin, "load", a.backlog).await?;
+    let sustained = drain(&admin, &sink, &endpoints, d.pid(), "load", a.backlog, Duration::from_secs(a.seconds)).await?;
+    if sustained.exhausted {
+        println!("  (the backlog ran out before the window ended: raise --backlog)");
     }
-    let delivered = sink.count.load(Ordering::Relaxed) - start_count;
-    let rate = delivered as f64 / window_start.elapsed().as_secs_f64();
+    let rate = sustained.rate();
     println!(
-        "{:<52} {:>8.0} msg/s  (target >= 5000; {delivered} in {:.1} s)",
-        "sustained delivery rate to a local sink",
-        rate,
-        window_start.elapsed().as_secs_f64()
+        "{:<52} {:>8.0} msg/s  (target >= 5000; {} in {:.1} s)",
+        "sustained delivery rate to a local sink", rate, sustained.delivered, sustained.secs
     );
+    let peak_rss = sustained.peak_rss;
     let (_, hwm) = rss_mib(d.pid());
     println!("{:<52} {:>8.1} MiB  (target <= 20)", "dispatcher RSS, idle", idle_rss);
     println!("{:<52} {:>8.1} MiB  (target <= 60; peak VmHWM {hwm:.1})", "dispatcher RSS under load (max sampled)", peak_rss);
@@ -184,13 +167,13 @@ async fn main() -> Result<()> {
         stream_reads(&admin, &d).await?;
         ready_under_slowloris(&d).await?;
     }
-    admin.execute("SELECT workflow.handler_deregister('sink2')", &[]).await?;
-    with_long_reader(&a, &admin, &sink, &endpoints, rate).await
+    with_long_reader(&a, &admin, &sink, &endpoints, d.pid(), rate).await
 }
 
 /// `n` messages due now for `version`, written straight into the queue's tables as the enqueue
-/// function writes them (its own rate is figure 2; a backlog of millions would take minutes).
-async fn enqueue_backlog(admin: &tokio_postgres::Client, version: &str, n: i64) -> Result<()> {
+/// function writes them (its own rate is figure 2; a backlog of millions would take minutes),
+/// then vacuumed so the drain starts from a clean table.
+async fn write_backlog(admin: &tokio_postgres::Client, version: &str, n: i64) -> Result<()> {
     for chunk in (0..n).step_by(50_000) {
         admin
             .execute(
@@ -205,61 +188,99 @@ async fn enqueue_backlog(admin: &tokio_postgres::Client, version: &str, n: i64) 
             )
             .await?;
     }
+    admin.batch_execute("VACUUM ANALYZE workflow.messages, workflow.message_bodies").await?;
     Ok(())
 }
 
-/// 6. Sustained delivery while one REPEATABLE READ transaction that has read the queue stays
-///    open for `--reader-seconds` (an operator's psql session, a report): no row version the
-///    queue leaves behind meanwhile can be removed, so the claim path must not walk them.
-async fn with_long_reader(a: &Args, admin: &tokio_postgres::Client, sink: &Sink, endpoints: &Value, rate: f64) -> Result<()> {
-    let backlog = (rate * (a.reader_seconds + 5) as f64 * 1.2) as i64;
-    admin
-        .batch_execute(
-            "DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = 'load'); \
-             DELETE FROM workflow.messages WHERE deployment_version = 'load'",
-        )
-        .await?;
-    enqueue_backlog(admin, "reader", backlog).await?;
-    admin.batch_execute("VACUUM ANALYZE workflow.messages, workflow.message_bodies").await?;
-    let reader = connect(&a.url).await?;
-    reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM workflow.messages").await?;
-    let dead_tuples = || async {
-        let row = admin
-            .query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'workflow' AND relname = 'messages'", &[])
-            .await?;
-        anyhow::Ok(row.get::<_, i64>(0))
-    };
+/// What a drain delivered: arrivals over the window, and the dispatcher's largest RSS sample.
+struct Drained {
+    delivered: u64,
+    secs: f64,
+    /// The backlog ran out before the window ended.
+    exhausted: bool,
+    peak_rss: f64,
+}
+
+impl Drained {
+    fn rate(&self) -> f64 {
+        self.delivered as f64 / self.secs
+    }
+}
+
+/// Registers a handler for `version`'s backlog of `backlog` messages and counts arrivals at the
+/// sink over `window` after a 2 s warm-up, or until the backlog runs out.
+async fn drain(
+    admin: &tokio_postgres::Client,
+    sink: &Sink,
+    endpoints: &Value,
+    pid: u32,
+    version: &str,
+    backlog: i64,
+    window: Duration,
+) -> Result<Drained> {
     let before = sink.count.load(Ordering::Relaxed);
     admin
         .query_one(
             "SELECT workflow.handler_register($1)",
-            &[&json!({"podId": "sink3", "deploymentVersion": "reader", "endpoints": endpoints})],
+            &[&json!({"podId": format!("sink-{version}"), "deploymentVersion": version, "endpoints": endpoints})],
         )
         .await?;
-    let opened = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (window_start, start_count) = (Instant::now(), sink.count.load(Ordering::Relaxed));
-    let mut exhausted = false;
-    while opened.elapsed() < Duration::from_secs(a.reader_seconds) {
+    let (mut peak_rss, mut exhausted) = (0f64, false);
+    while window_start.elapsed() < window {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_mib(pid).0);
         if sink.count.load(Ordering::Relaxed) - before >= backlog as u64 {
             exhausted = true;
             break;
         }
     }
     let delivered = sink.count.load(Ordering::Relaxed) - start_count;
-    let secs = window_start.elapsed().as_secs_f64();
-    let dead = dead_tuples().await?;
+    Ok(Drained { delivered, secs: window_start.elapsed().as_secs_f64(), exhausted, peak_rss })
+}
+
+/// 6. Sustained delivery while one REPEATABLE READ transaction that has read the queue stays
+///    open for `--reader-seconds` (an operator's psql session, a report): no row version the
+///    queue leaves behind meanwhile can be removed, so the claim path must not walk them.
+async fn with_long_reader(
+    a: &Args,
+    admin: &tokio_postgres::Client,
+    sink: &Sink,
+    endpoints: &Value,
+    pid: u32,
+    rate: f64,
+) -> Result<()> {
+    let backlog = (rate * (a.reader_seconds + 5) as f64 * 1.2) as i64;
+    admin
+        .batch_execute(
+            "SELECT workflow.handler_deregister('sink-load'); \
+             DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = 'load'); \
+             DELETE FROM workflow.messages WHERE deployment_version = 'load'",
+        )
+        .await?;
+    write_backlog(admin, "reader", backlog).await?;
+    let reader = connect(&a.url).await?;
+    reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM workflow.messages").await?;
+    // The reader stays open for the warm-up and the window.
+    let window = Duration::from_secs(a.reader_seconds.saturating_sub(2));
+    let drained = drain(admin, sink, endpoints, pid, "reader", backlog, window).await?;
+    let dead: i64 = admin
+        .query_one("SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'workflow' AND relname = 'messages'", &[])
+        .await?
+        .get(0);
     reader.batch_execute("COMMIT").await?;
-    if exhausted {
+    if drained.exhausted {
         println!("  (the backlog ran out before the reader closed)");
     }
-    let with_reader = delivered as f64 / secs;
+    let with_reader = drained.rate();
     println!(
-        "{:<52} {:>8.0} msg/s  ({:.0}% of the rate without it, target >= 80%; {delivered} in {secs:.1} s, {dead} dead row versions)",
+        "{:<52} {:>8.0} msg/s  ({:.0}% of the rate without it, target >= 80%; {} in {:.1} s, {dead} dead row versions)",
         format!("delivery rate, {} s REPEATABLE READ reader open", a.reader_seconds),
         with_reader,
-        100.0 * with_reader / rate
+        100.0 * with_reader / rate,
+        drained.delivered,
+        drained.secs
     );
     Ok(())
 }

@@ -301,17 +301,6 @@ fn put_text(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// A map of text keys to text values, in the given order.
-pub fn text_map(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_head(&mut out, 5, pairs.len() as u64);
-    for (k, v) in pairs {
-        put_text(&mut out, k);
-        put_text(&mut out, v);
-    }
-    out
-}
-
 /// Plain CBOR for a JSON value in which `{"__type": "Uint8Array", "data": <base64>}` stands for
 /// bytes (the envelope payload form): byte strings untagged, maps with text keys, numbers as
 /// integers when whole and as doubles otherwise, as cbor-x writes them for the WDK.
@@ -454,5 +443,11 @@ mod tests {
         assert_eq!((back["ok"].clone(), back["none"].clone()), (json!(true), Value::Null));
         // The byte string: major type 2, three bytes.
         assert!(bytes.windows(4).any(|w| w == [0x43, 1, 2, 3]), "{bytes:?}");
+        // A continuation's message, as the queue stores it: a one-pair map of two text strings.
+        let mut want = vec![0xa1, 0x65];
+        want.extend_from_slice(b"runId");
+        want.push(0x66);
+        want.extend_from_slice(b"wrun_1");
+        assert_eq!(from_json(&json!({"runId": "wrun_1"})), want);
     }
 }

@@ -14,15 +14,18 @@ use serde_json::{json, Value};
 pub fn encryption_key(query: &Value) -> WfResult<Value> {
     let app = tenancy::current_app()?;
     let run_id = query_str(query, "runId")?.filter(|s| !s.is_empty()).ok_or_else(|| WfError::bad_request("runId is required"))?;
-    Spi::connect(|c| {
-        let secret = db::select(c, "SELECT secret FROM workflow.app_secrets WHERE application_id = $1", &[app.into()])
-            .next()
-            .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten());
-        Ok(json!({"key": secret.map(|s| STANDARD.encode(keys::run_key(&s, run_id)))}))
-    })
+    Spi::connect(|c| Ok(json!({"key": app_secret(c, app).map(|s| STANDARD.encode(keys::run_key(&s, run_id)))})))
 }
 
-fn app_id(label: &str) -> WfResult<i32> {
+/// The app's encryption secret; None once it was removed.
+pub fn app_secret(c: &pgrx::spi::SpiClient<'_>, app: i32) -> Option<Vec<u8>> {
+    db::select(c, "SELECT secret FROM workflow.app_secrets WHERE application_id = $1", &[app.into()])
+        .next()
+        .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten())
+}
+
+/// The id of the app labelled `label`, or WF404.
+pub fn app_id(label: &str) -> WfResult<i32> {
     Spi::connect(|c| with_cross_app(|| lookup_label(c, label))).ok_or_else(|| app_not_found(label))
 }
 

@@ -172,20 +172,23 @@ fn insert(c: &mut SpiClient<'_>, app: i32, env: &Envelope, delay_micros: i64) ->
 /// A message pgworld writes itself (continuations, replays, wake-ups): never rate-counted,
 /// due now, `{"runId": …}` in the requested encoding.
 pub fn enqueue_continuation(c: &mut SpiClient<'_>, app: i32, queue_name: &str, run_id: &str, version: &str, cbor: bool) -> i64 {
-    let message = json!({"runId": run_id});
-    let body = if cbor { Body::Cbor(pgworld_core::cbor::text_map(&[("runId", run_id)])) } else { Body::Json(message.clone()) };
-    let env = Envelope {
+    let env = envelope(queue_name, version, json!({"runId": run_id}), cbor);
+    let id = insert(c, app, &env, 0).ok_or("no row").or_internal("continuation insert");
+    pings::queue(c);
+    id
+}
+
+/// A message due now for `version`, in CBOR (byte envelopes as byte strings) or JSON.
+pub fn envelope(queue_name: &str, version: &str, message: Value, cbor: bool) -> Envelope {
+    Envelope {
         queue_name: queue_name.to_owned(),
-        body,
+        body: if cbor { Body::Cbor(pgworld_core::cbor::from_json(&message)) } else { Body::Json(message.clone()) },
         facts: MessageFacts::of(&message),
         deployment_id: version.to_owned(),
         idempotency_key: None,
         delay_seconds: 0.0,
         headers: serde_json::Map::new(),
-    };
-    let id = insert(c, app, &env, 0).ok_or("no row").or_internal("continuation insert");
-    pings::queue(c);
-    id
+    }
 }
 
 pub fn kind_of(s: &str) -> QueueKind {

@@ -8,21 +8,13 @@ use pgrx::spi::SpiClient;
 use pgrx::Spi;
 use pgworld_core::error::Code;
 use pgworld_core::payload::{Mode, Payload};
-use pgworld_core::queue::{self as cq, Body, Envelope, MessageFacts};
+use pgworld_core::queue as cq;
 use pgworld_core::wdk_value::{self, ReadError};
-use pgworld_core::{cbor, keys, sdk, WfError, WfResult};
-use serde_json::{json, Map, Value};
-
-fn app_secret(c: &SpiClient<'_>, app: i32) -> Option<Vec<u8>> {
-    tenancy::with_cross_app(|| {
-        db::select(c, "SELECT secret FROM workflow.app_secrets WHERE application_id = $1", &[app.into()])
-            .next()
-            .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten())
-    })
-}
+use pgworld_core::{keys, sdk, WfError, WfResult};
+use serde_json::{json, Value};
 
 fn run_key(c: &SpiClient<'_>, app: i32, run_id: &str) -> Option<[u8; 32]> {
-    app_secret(c, app).map(|s| keys::run_key(&s, run_id))
+    crate::keys::app_secret(c, app).map(|s| keys::run_key(&s, run_id))
 }
 
 /// A value as the WDK stores it: format-prefixed bytes, sealed when `key`; in the envelope
@@ -63,16 +55,8 @@ fn deployment_sdk(c: &SpiClient<'_>, app: i32, deployment: &str) -> (i32, Option
 
 /// Queues a workflow message for `run_id` as the WDK does: CBOR from spec version 3 on.
 fn queue_workflow(workflow_name: &str, deployment: &str, spec: i32, message: Value) -> WfResult<Value> {
-    let body = if spec >= sdk::SPEC_CBOR_QUEUE { Body::Cbor(cbor::from_json(&message)) } else { Body::Json(message.clone()) };
-    q::enqueue(Ok(Envelope {
-        queue_name: cq::workflow_queue(None, workflow_name),
-        body,
-        facts: MessageFacts::of(&message),
-        deployment_id: deployment.to_owned(),
-        idempotency_key: None,
-        delay_seconds: 0.0,
-        headers: Map::new(),
-    }))
+    let queue_name = cq::workflow_queue(None, workflow_name);
+    q::enqueue(Ok(q::envelope(&queue_name, deployment, message, spec >= sdk::SPEC_CBOR_QUEUE)))
 }
 
 /// `workflow.start(workflow_name, input, options)`.

@@ -4,7 +4,8 @@
 
 use crate::db::{self, Row};
 use crate::ffi;
-use crate::tenancy::{app_not_found, lookup_label, require_admin, require_admin_role, with_cross_app};
+use crate::keys::app_id;
+use crate::tenancy::{require_admin, require_admin_role, with_cross_app};
 use pgrx::Spi;
 use pgworld_core::tokens::{self, SECRET_BYTES};
 use pgworld_core::ts::to_iso as ts_iso;
@@ -56,7 +57,7 @@ fn create(app: Option<(i32, &str)>, body: &Value) -> WfResult<Value> {
 pub fn app_token_create(app_label: Option<&str>, body: &Value) -> WfResult<Value> {
     require_admin()?;
     let app_label = app_label.ok_or_else(|| WfError::bad_request("app_label is required"))?;
-    let app = Spi::connect(|c| with_cross_app(|| lookup_label(c, app_label))).ok_or_else(|| app_not_found(app_label))?;
+    let app = app_id(app_label)?;
     create(Some((app, app_label)), body)
 }
 
@@ -91,7 +92,7 @@ pub fn app_token_revoke(app_label: Option<&str>, token_id: &str) -> WfResult<Val
 pub fn app_tokens_list(app_label: Option<&str>) -> WfResult<Value> {
     require_admin()?;
     if let Some(label) = app_label {
-        Spi::connect(|c| with_cross_app(|| lookup_label(c, label))).ok_or_else(|| app_not_found(label))?;
+        app_id(label)?;
     }
     let data: Vec<Value> = with_cross_app(|| {
         Spi::connect(|c| {

@@ -4,15 +4,6 @@
 -- The views belong to pgworld_owner, so the tenant policies apply to every reader: they show the
 -- app of the session (workflow.app_id for trusted roles, the mapped app for client roles).
 
--- Retention settings (admin), over the Rust functions.
-CREATE FUNCTION retention_get() RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._retention_get()); END $$;
-
-CREATE FUNCTION retention_put(body jsonb) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN RETURN workflow._ok(workflow._retention_put(body::text)); END $$;
-
 -- One row per run: where it stands, and how much of it is done.
 CREATE VIEW runs_overview AS
 SELECT r.run_id,
@@ -42,6 +33,25 @@ SELECT r.run_id,
         WHERE st.application_id = r.application_id AND st.run_id = r.run_id) s ON true;
 COMMENT ON VIEW runs_overview IS 'Runs of the current app: status, workflow, version, age and step counts.';
 
+-- The work a deployment version still holds: what draining waits for. One definition, read by
+-- versions_overview and by version_status(), each count through a partial index of live rows.
+CREATE FUNCTION _version_work(app integer, version text,
+                              OUT active_runs bigint, OUT pending_hooks bigint,
+                              OUT pending_waits bigint, OUT queued_messages bigint)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  WITH active AS (SELECT r.run_id FROM workflow.runs r
+                   WHERE r.application_id = app AND r.deployment_id = version AND r.status IN ('pending', 'running'))
+  SELECT (SELECT count(*) FROM active),
+         (SELECT count(*) FROM active a JOIN workflow.hooks h
+            ON h.application_id = app AND h.run_id = a.run_id AND h.status <> 'disposed'),
+         (SELECT count(*) FROM active a JOIN workflow.waits w
+            ON w.application_id = app AND w.run_id = a.run_id AND w.status = 'waiting'),
+         (SELECT count(*) FROM workflow.messages m
+           WHERE m.application_id = app AND m.deployment_version = version
+             AND m.state IN ('pending', 'deferred', 'retrying', 'leased'))
+$$;
+
 -- One row per deployment version: the work it still holds (what draining waits for) and its pods.
 CREATE VIEW versions_overview AS
 WITH versions AS (
@@ -51,24 +61,17 @@ WITH versions AS (
         UNION SELECT application_id, deployment_id FROM workflow.deployment_versions)
 SELECT v.version,
        coalesce(d.status, 'active') AS status,
-       (SELECT count(*) FROM workflow.runs r
-         WHERE r.application_id = v.application_id AND r.deployment_id = v.version
-           AND r.status IN ('pending', 'running')) AS active_runs,
-       (SELECT count(*) FROM workflow.runs r JOIN workflow.hooks h USING (application_id, run_id)
-         WHERE r.application_id = v.application_id AND r.deployment_id = v.version
-           AND r.status IN ('pending', 'running') AND h.status <> 'disposed') AS pending_hooks,
-       (SELECT count(*) FROM workflow.runs r JOIN workflow.waits w USING (application_id, run_id)
-         WHERE r.application_id = v.application_id AND r.deployment_id = v.version
-           AND r.status IN ('pending', 'running') AND w.status = 'waiting') AS pending_waits,
-       (SELECT count(*) FROM workflow.messages m
-         WHERE m.application_id = v.application_id AND m.deployment_version = v.version
-           AND m.state IN ('pending', 'deferred', 'retrying', 'leased')) AS queued_messages,
+       work.active_runs,
+       work.pending_hooks,
+       work.pending_waits,
+       work.queued_messages,
        (SELECT count(*) FROM workflow.messages m
          WHERE m.application_id = v.application_id AND m.deployment_version = v.version AND m.state = 'dead') AS dead_messages,
        (SELECT count(*) FROM workflow.handlers h
          WHERE h.application_id = v.application_id AND h.deployment_version = v.version) AS pods
   FROM versions v
-  LEFT JOIN workflow.deployment_versions d ON d.application_id = v.application_id AND d.deployment_id = v.version;
+  LEFT JOIN workflow.deployment_versions d ON d.application_id = v.application_id AND d.deployment_id = v.version
+  CROSS JOIN LATERAL workflow._version_work(v.application_id, v.version) work;
 COMMENT ON VIEW versions_overview IS 'Deployment versions of the current app: live work per version (the draining counts), dead letters and registered pods.';
 
 -- The queue by state: how many, and how long the oldest has been due or waiting.
@@ -151,4 +154,3 @@ BEGIN
 END
 $own$;
 GRANT EXECUTE ON FUNCTION run_trace(text, integer) TO pgworld_service, pgworld_client, pgworld_admin;
-GRANT EXECUTE ON FUNCTION retention_get(), retention_put(jsonb) TO pgworld_service, pgworld_admin;

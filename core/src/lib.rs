@@ -24,12 +24,15 @@ macro_rules! text_enum {
     };
 }
 
+pub mod api;
 pub mod attributes;
 pub mod cbor;
 pub mod devalue;
 pub mod error;
 pub mod ids;
 pub mod keys;
+#[cfg(test)]
+mod layers;
 pub mod model;
 pub mod payload;
 pub mod plan;

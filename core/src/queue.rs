@@ -7,6 +7,7 @@ use crate::error::{WfError, WfResult};
 use crate::payload::Payload;
 use serde_json::{json, Map, Value};
 
+pub mod plan;
 pub mod scan;
 
 /// The 10th failed delivery makes a message dead (queue.md §8.2).

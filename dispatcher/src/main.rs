@@ -103,7 +103,8 @@ async fn run() -> Result<()> {
     }
     shutdown_signal().await;
     tracing::info!("shutting down: no new claims, draining deliveries");
-    let _ = stop_tx.send(true);
+    // An error means every receiver has stopped already, which is what this asks for.
+    let _all_stopped = stop_tx.send(true);
     if let Some(d) = dispatcher {
         match d.await {
             Ok(Err(e)) => tracing::error!(error = %e, "dispatcher failed"),

@@ -64,7 +64,10 @@ pub async fn run(listener: TcpListener, router: axum::Router, limits: Connection
             drop(stream);
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        // Only latency depends on it: a socket that refuses TCP_NODELAY is still served.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY not set: {e}");
+        }
         let service = TowerToHyperService::new(router.clone().map_request(normalize));
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);

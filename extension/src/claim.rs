@@ -5,13 +5,14 @@
 //! commits.
 
 use crate::db::{self, OrInternal, Row};
-use crate::dispatch::{held_from, record_failure, Held, HELD_COLS};
+use crate::messages::{self, held_from, HeldRow, HELD_COLS};
 use pgrx::datum::{JsonB, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::{register_xact_callback, PgXactCallbackEvent, Uuid};
+use pgworld_core::queue::plan::Happening;
 use pgworld_core::queue::scan::{self, ExpiryFloor, Floor, Key, Scan, Taken, Unseen};
-use pgworld_core::queue::Failure;
+use pgworld_core::waiting_states;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -55,7 +56,10 @@ fn ts_arg(raw: i64) -> TimestampWithTimeZone {
 }
 
 fn raw_ts(r: &pgrx::spi::SpiHeapTupleData<'_>, i: usize) -> i64 {
-    r.get::<TimestampWithTimeZone>(i).or_internal("timestamptz column").map_or(i64::MIN, TimestampWithTimeZone::into_inner)
+    match r.get::<TimestampWithTimeZone>(i).or_internal("timestamptz column") {
+        Some(t) => t.into_inner(),
+        None => pgrx::error!("pgworld internal error: unexpected NULL in timestamptz column {i}"),
+    }
 }
 
 /// The claim's `now()` and the transactions its snapshot did not see committed; read before the
@@ -68,8 +72,8 @@ fn snapshot(c: &SpiClient<'_>) -> (i64, Unseen) {
         &[],
     )
     .next()
-    .map(|r| (raw_ts(&r, 1), r.bigint(2), r.get::<Vec<i64>>(3).ok().flatten().unwrap_or_default()));
-    let (now, xmax, xip) = row.unwrap_or((i64::MIN, i64::MAX, Vec::new()));
+    .map(|r| (raw_ts(&r, 1), r.bigint(2), r.get::<Vec<i64>>(3).or_internal("xip array").unwrap_or_default()));
+    let (now, xmax, xip) = row.ok_or("no row").or_internal("snapshot");
     (now, Unseen { xmax, xip })
 }
 
@@ -80,7 +84,7 @@ struct Candidate {
     ahead: bool,
 }
 
-const DUE: &str = "m.state IN ('pending', 'deferred', 'retrying') AND m.available_at <= now()";
+const DUE: &str = concat!("m.state IN (", waiting_states!(), ") AND m.available_at <= now()");
 
 /// Locks up to `max` due messages of one route as `scan` says.
 fn scan_route(c: &mut SpiClient<'_>, route: &Route, index: usize, scan: &Scan, max: i32, out: &mut Vec<Candidate>) -> usize {
@@ -220,14 +224,14 @@ fn lease(c: &mut SpiClient<'_>, owner: &str, ids: &[i64], lease_seconds: f64) ->
     )
     .map(|r| {
         (
-            r.get::<Uuid>(1).ok().flatten().unwrap_or_else(|| Uuid::from_bytes([0; 16])),
+            r.uuid(1),
             r.bigint(2),
             r.text(3),
             r.text(4),
             r.opt_text(5),
             r.text(6),
             r.json(7).map(JsonB),
-            r.get::<Vec<u8>>(8).ok().flatten(),
+            r.opt_bytes(8),
             r.json(9).map(JsonB),
             r.int(10),
             r.text(11),
@@ -254,11 +258,11 @@ pub fn expire_from(c: &mut SpiClient<'_>, from: i64, limit: i64) -> (i64, Option
          WHERE m.state = 'leased' AND m.lease_expires_at >= $2 AND m.lease_expires_at < now() \
          ORDER BY m.lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED"
     );
-    let expired: Vec<(Held, i64)> =
+    let expired: Vec<(HeldRow, i64)> =
         db::update(c, &sql, &[limit.into(), ts_arg(from).into()]).map(|r| (held_from(&r), raw_ts(&r, 8))).collect();
     let last = expired.last().map(|(_, at)| *at);
     for (m, _) in &expired {
-        record_failure(c, m, &Failure::decided("LEASE_EXPIRED", "delivery lease expired before an outcome was recorded"));
+        messages::settle(c, m, &Happening::LeaseExpired);
     }
     (expired.len() as i64, last)
 }
@@ -276,21 +280,21 @@ fn dispatch_next_due() -> Option<TimestampWithTimeZone> {
         Spi::connect(|c| {
             db::select(
                 c,
-                "SELECT least((SELECT min(q.available_at) \
+                concat!("SELECT least((SELECT min(q.available_at) \
                                FROM (SELECT DISTINCT application_id, deployment_version FROM workflow.handlers) r \
                                LEFT JOIN unnest($1::integer[], $2::text[], $3::timestamptz[], $4::bigint[]) f(app, version, at, id) \
                                  ON f.app = r.application_id AND f.version = r.deployment_version \
                                CROSS JOIN LATERAL (SELECT m.available_at FROM workflow.messages m \
                                  WHERE m.application_id = r.application_id AND m.deployment_version = r.deployment_version \
-                                   AND m.state IN ('pending', 'deferred', 'retrying') \
+                                   AND m.state IN (", waiting_states!(), ") \
                                    AND (m.available_at, m.id) > (coalesce(f.at, '-infinity'), coalesce(f.id, $6)) \
                                  ORDER BY m.available_at, m.id LIMIT 1) q), \
                               (SELECT min(lease_expires_at) FROM workflow.messages \
-                               WHERE state = 'leased' AND lease_expires_at >= $5))",
+                               WHERE state = 'leased' AND lease_expires_at >= $5))"),
                 &[apps.into(), versions.into(), ats.into(), ids.into(), ts_arg(expiry_from).into(), i64::MIN.into()],
             )
             .next()
-            .and_then(|r| r.get::<TimestampWithTimeZone>(1).ok().flatten())
+            .and_then(|r| r.get::<TimestampWithTimeZone>(1).or_internal("timestamptz column"))
         })
     })
 }

@@ -74,31 +74,67 @@ pub fn json_datum(v: &Option<Value>) -> Option<JsonB> {
     v.clone().map(JsonB)
 }
 
-/// Typed column reads by 1-based ordinal.
+/// Typed column reads by 1-based ordinal. The plain readers are for columns that cannot be NULL
+/// (NOT NULL, count(*), an expression over those): a NULL there is a fault, reported with the
+/// column, never turned into a default. `opt_*` readers are for columns where NULL means
+/// something.
 pub trait Row {
     fn text(&self, i: usize) -> String;
     fn opt_text(&self, i: usize) -> Option<String>;
     fn int(&self, i: usize) -> i32;
     fn bigint(&self, i: usize) -> i64;
-    fn boolean(&self, i: usize) -> Option<bool>;
+    fn opt_int(&self, i: usize) -> Option<i32>;
+    fn opt_bigint(&self, i: usize) -> Option<i64>;
+    fn flag(&self, i: usize) -> bool;
+    fn bytes(&self, i: usize) -> Vec<u8>;
+    fn opt_bytes(&self, i: usize) -> Option<Vec<u8>>;
+    fn uuid(&self, i: usize) -> pgrx::Uuid;
+    fn opt_bool(&self, i: usize) -> Option<bool>;
     fn json(&self, i: usize) -> Option<Value>;
     fn ts(&self, i: usize) -> Option<i64>;
+    /// A timestamp column that cannot be NULL, in Unix microseconds.
+    fn at(&self, i: usize) -> i64;
+}
+
+fn required<T>(v: Option<T>, what: &str, i: usize) -> T {
+    match v {
+        Some(v) => v,
+        None => pgrx::error!("pgworld internal error: unexpected NULL in {what} column {i}"),
+    }
 }
 
 impl Row for SpiHeapTupleData<'_> {
     fn text(&self, i: usize) -> String {
-        self.opt_text(i).unwrap_or_default()
+        required(self.opt_text(i), "text", i)
     }
     fn opt_text(&self, i: usize) -> Option<String> {
         self.get::<String>(i).or_internal("text column")
     }
     fn int(&self, i: usize) -> i32 {
-        self.get::<i32>(i).or_internal("integer column").unwrap_or_default()
+        required(self.opt_int(i), "integer", i)
     }
     fn bigint(&self, i: usize) -> i64 {
-        self.get::<i64>(i).or_internal("bigint column").unwrap_or_default()
+        required(self.opt_bigint(i), "bigint", i)
     }
-    fn boolean(&self, i: usize) -> Option<bool> {
+    fn opt_int(&self, i: usize) -> Option<i32> {
+        self.get::<i32>(i).or_internal("integer column")
+    }
+    fn opt_bigint(&self, i: usize) -> Option<i64> {
+        self.get::<i64>(i).or_internal("bigint column")
+    }
+    fn bytes(&self, i: usize) -> Vec<u8> {
+        required(self.opt_bytes(i), "bytea", i)
+    }
+    fn opt_bytes(&self, i: usize) -> Option<Vec<u8>> {
+        self.get::<Vec<u8>>(i).or_internal("bytea column")
+    }
+    fn uuid(&self, i: usize) -> pgrx::Uuid {
+        required(self.get::<pgrx::Uuid>(i).or_internal("uuid column"), "uuid", i)
+    }
+    fn flag(&self, i: usize) -> bool {
+        required(self.opt_bool(i), "boolean", i)
+    }
+    fn opt_bool(&self, i: usize) -> Option<bool> {
         self.get::<bool>(i).or_internal("boolean column")
     }
     fn json(&self, i: usize) -> Option<Value> {
@@ -106,5 +142,8 @@ impl Row for SpiHeapTupleData<'_> {
     }
     fn ts(&self, i: usize) -> Option<i64> {
         self.get::<TimestampWithTimeZone>(i).or_internal("timestamptz column").map(|t| t.into_inner() + PG_EPOCH_OFFSET_MICROS)
+    }
+    fn at(&self, i: usize) -> i64 {
+        required(self.ts(i), "timestamptz", i)
     }
 }

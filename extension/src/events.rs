@@ -2,7 +2,7 @@
 //! decide, apply its writes, answer. Lock order (events.md §2): run row → child row → hook token
 //! → slot allocation → the app's active-run counter.
 
-use crate::db::{self, json_datum, opt_ts_datum, ts_datum, Row};
+use crate::db::{self, json_datum, opt_ts_datum, ts_datum, OrInternal, Row};
 use crate::entities::*;
 use crate::{ffi, guc, quotas, tenancy};
 use pgrx::datum::{DatumWithOid, JsonB};
@@ -31,6 +31,12 @@ pub fn mint_run_id(now: i64) -> String {
     }
     let ms = u64::try_from(now / 1000).unwrap_or_default();
     format!("wrun_{}", RUN_IDS.with(|m| m.borrow_mut().next(ms, u128::from_le_bytes(rnd))))
+}
+
+/// An event pgworld writes on a run's behalf (a dead message, an orphan, a cancel), in envelope
+/// payload mode, through the same rules as any caller's.
+pub fn create_on_behalf(run_id: &str, body: Value) -> WfResult<Value> {
+    event_create(run_id, &serde_json::json!({"$payload": "envelope"}), &body)
 }
 
 pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value> {
@@ -67,9 +73,9 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
          FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE"
     );
     let locked =
-        db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| (run_from(&r), r.get::<i64>(RUN_COL_COUNT + 1)));
+        db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| (run_from(&r), r.opt_bigint(RUN_COL_COUNT + 1)));
     let (run, max_events, version_expired) = match locked {
-        Some((run, quota)) => (Some(run), quota.ok().flatten().unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), false),
+        Some((run, quota)) => (Some(run), quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), false),
         None => {
             // A run about to be created: its quota and its version's status in one statement.
             let row = db::select(
@@ -80,8 +86,8 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
                 &[app.into(), needs.version.clone().into()],
             )
             .next()
-            .map(|r| (r.get::<i64>(1).ok().flatten(), r.boolean(2).unwrap_or(false)));
-            let (quota, expired) = row.unwrap_or((None, false));
+            .map(|r| (r.opt_bigint(1), r.flag(2)));
+            let (quota, expired) = row.ok_or("no row").or_internal("quota and version status");
             (None, quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), expired)
         }
     };

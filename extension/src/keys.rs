@@ -21,7 +21,7 @@ pub fn encryption_key(query: &Value) -> WfResult<Value> {
 pub fn app_secret(c: &pgrx::spi::SpiClient<'_>, app: i32) -> Option<Vec<u8>> {
     db::select(c, "SELECT secret FROM workflow.app_secrets WHERE application_id = $1", &[app.into()])
         .next()
-        .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten())
+        .and_then(|r| r.opt_bytes(1))
 }
 
 /// The id of the app labelled `label`, or WF404.
@@ -123,6 +123,16 @@ pub fn identity_apps(ns: &str, sa: &str) -> Value {
 }
 
 /// `workflow.app_exists(label)` (service only).
-pub fn app_exists(label: &str) -> bool {
+pub fn label_exists(label: &str) -> bool {
     Spi::connect(|c| with_cross_app(|| lookup_label(c, label))).is_some()
+}
+
+#[pgrx::pg_extern(stable, parallel_safe, name = "_k8s_identity")]
+fn k8s_identity(namespace: &str, service_account: &str) -> pgrx::JsonB {
+    pgrx::JsonB(identity_apps(namespace, service_account))
+}
+
+#[pgrx::pg_extern(stable, parallel_safe, name = "_app_exists")]
+fn app_exists(app_label: &str) -> bool {
+    label_exists(app_label)
 }

@@ -13,7 +13,7 @@
 //! A library newer than the database's schema (before `ALTER EXTENSION pgworld UPDATE`) pings the
 //! way 0.2.0 did.
 
-use crate::db;
+use crate::db::{self, Row};
 use crate::guc;
 use pgrx::spi::SpiClient;
 use std::cell::RefCell;
@@ -30,9 +30,7 @@ fn stream_key(c: &SpiClient<'_>) -> Option<Vec<u8>> {
     if !db::exists(c, "SELECT 1 WHERE pg_catalog.to_regclass('workflow.notify_gate') IS NOT NULL", &[]) {
         return None;
     }
-    let key = db::select(c, "SELECT stream_key FROM workflow.notify_gate", &[])
-        .next()
-        .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten())?;
+    let key = db::select(c, "SELECT stream_key FROM workflow.notify_gate", &[]).next().and_then(|r| r.opt_bytes(1))?;
     STREAM_KEY.with(|k| *k.borrow_mut() = Some(key.clone()));
     Some(key)
 }

@@ -1,7 +1,7 @@
 //! Enqueue, dead letters and the messages pgworld writes itself (spec/queue.md §4, §10, §11).
 
 use crate::db::{self, OrInternal, Row};
-use crate::{ffi, pings, tenancy};
+use crate::{facts, ffi, pings, tenancy};
 use pgrx::datum::JsonB;
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
@@ -27,18 +27,6 @@ pub fn parse_public_id(s: &str) -> Option<i64> {
     digits.parse().ok().filter(|n| *n > 0)
 }
 
-pub fn version_expired(c: &SpiClient<'_>, app: i32, version: &str) -> bool {
-    db::exists(
-        c,
-        "SELECT 1 FROM workflow.deployment_versions WHERE application_id = $1 AND deployment_id = $2 AND status = 'expired'",
-        &[app.into(), version.into()],
-    )
-}
-
-pub fn expired_error(version: &str) -> WfError {
-    WfError::new(Code::VersionExpired, format!("Deployment version {version} is expired"))
-}
-
 /// `workflow.queue_enqueue(query, body)` and `workflow.queue_enqueue_cbor(query, bytes)`.
 pub fn enqueue(env: WfResult<Envelope>) -> WfResult<Value> {
     Spi::connect_mut(|c| {
@@ -46,10 +34,10 @@ pub fn enqueue(env: WfResult<Envelope>) -> WfResult<Value> {
         let mut env = env?;
         if env.deployment_id.is_empty() {
             // Sent by a process that serves no version (the WDK's CLI and web UI): to one that can answer.
-            env.deployment_id = crate::versions::newest_served(c, app).unwrap_or_default();
+            env.deployment_id = facts::newest_served(c, app).unwrap_or_default();
         }
-        if version_expired(c, app, &env.deployment_id) {
-            return Err(expired_error(&env.deployment_id));
+        if facts::version_expired(c, app, &env.deployment_id) {
+            return Err(facts::expired_error(&env.deployment_id));
         }
         admit_enqueue(c, app)?;
         let delay_micros = (env.delay_seconds * 1_000_000.0).round() as i64;
@@ -119,7 +107,7 @@ fn admit_enqueue(c: &mut SpiClient<'_>, app: i32) -> WfResult<()> {
         &[app.into(), others.into()],
     )
     .next()
-    .map(|r| (r.bigint(1), r.get::<i64>(2).ok().flatten(), r.ts(3)));
+    .map(|r| (r.bigint(1), r.opt_bigint(2), r.ts(3)));
     let Some((others, quota, window_end)) = row else {
         return Ok(());
     };
@@ -262,7 +250,7 @@ pub fn dead_letter_retry(message_id: &str) -> WfResult<Value> {
             &[app.into(), id.into()],
         )
         .next()
-        .map(|r| (r.text(1), r.boolean(2).unwrap_or(false), r.text(3)));
+        .map(|r| (r.text(1), r.flag(2), r.text(3)));
         let Some((state, finalized, version)) = row else {
             return Err(WfError::new(Code::MessageNotFound, format!("Message {message_id} not found")));
         };
@@ -272,8 +260,8 @@ pub fn dead_letter_retry(message_id: &str) -> WfResult<Value> {
                 format!("Message {message_id} is not dead or its failure is already finalized"),
             ));
         }
-        if version_expired(c, app, &version) {
-            return Err(expired_error(&version));
+        if facts::version_expired(c, app, &version) {
+            return Err(facts::expired_error(&version));
         }
         db::update(
             c,

@@ -21,7 +21,7 @@ pub fn admit_run(c: &mut SpiClient<'_>, app: i32) -> WfResult<()> {
         &[app.into()],
     )
     .next()
-    .map(|r| (r.bigint(1), r.get::<i64>(2).ok().flatten()))
+    .map(|r| (r.bigint(1), r.opt_bigint(2)))
     .unwrap_or_default();
     if active > max_runs.unwrap_or(DEFAULT_MAX_RUNS) {
         return Err(WfError::new(Code::RunQuota, "Run quota exceeded"));

@@ -7,6 +7,7 @@ use crate::{guc, tenancy};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
 use pgworld_core::error::{WfError, WfResult};
+use pgworld_core::queued_states;
 use serde_json::{json, Value};
 
 /// Runs deleted per maintenance call. Each run takes its whole log with it, so this bounds the
@@ -21,7 +22,7 @@ pub fn retention_get() -> WfResult<Value> {
     Spi::connect(|c| {
         let set = db::select(c, "SELECT run_retention_seconds FROM workflow.quotas WHERE application_id = $1", &[app.into()])
             .next()
-            .and_then(|r| r.get::<i32>(1).ok().flatten());
+            .and_then(|r| r.opt_int(1));
         let seconds = set.unwrap_or_else(|| guc::RUN_RETENTION.get());
         Ok(json!({"runRetentionDays": f64::from(seconds) / 86_400.0, "isDefault": set.is_none()}))
     })
@@ -69,12 +70,16 @@ pub fn run_retention(c: &mut SpiClient<'_>) -> usize {
     }
     let doomed: Vec<(i32, String)> = db::update(
         c,
-        "SELECT r.application_id, r.run_id FROM workflow.runs r LEFT JOIN workflow.quotas q USING (application_id) \
+        concat!(
+            "SELECT r.application_id, r.run_id FROM workflow.runs r LEFT JOIN workflow.quotas q USING (application_id) \
          WHERE r.status IN ('completed', 'failed', 'cancelled', 'expired') \
            AND r.updated_at < now() - make_interval(secs => coalesce(q.run_retention_seconds, $2)) \
            AND NOT EXISTS (SELECT 1 FROM workflow.messages m WHERE m.application_id = r.application_id \
-                             AND m.run_id = r.run_id AND m.state IN ('pending', 'deferred', 'leased', 'retrying')) \
-         ORDER BY r.updated_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED",
+                             AND m.run_id = r.run_id AND m.state IN (",
+            queued_states!(),
+            ")) \
+         ORDER BY r.updated_at LIMIT $1 FOR UPDATE OF r SKIP LOCKED"
+        ),
         &[RUN_BATCH.into(), f64::from(guc::RUN_RETENTION.get()).into()],
     )
     .map(|r| (r.int(1), r.text(2)))

@@ -2,53 +2,19 @@
 //! workflow template. Every event they write goes through the event machinery.
 
 use crate::db::{self, Row};
-use crate::dispatch::{self, create_event};
+use crate::events::create_on_behalf as create_event;
+use crate::facts::{self, run_facts};
 use crate::queue as q;
-use crate::{reads, tenancy};
+use crate::{messages, reads, tenancy};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
-use pgworld_core::model::RunStatus;
 use pgworld_core::payload::{stored_to_wire, Mode};
-use pgworld_core::queue::Failure;
+use pgworld_core::queue::plan::Happening;
 use pgworld_core::request::query_str;
 use pgworld_core::template::{template_steps, TemplateStep};
+use pgworld_core::waiting_states;
 use pgworld_core::{queue, Code, WfError, WfResult};
 use serde_json::{json, Map, Value};
-
-/// What the run actions (and a dead message's finalization) need to know about a run.
-pub struct RunFacts {
-    pub status: String,
-    pub workflow_name: String,
-    pub deployment_id: String,
-    pub spec_version: i32,
-    pub input: Option<Value>,
-    pub execution_context: Option<Value>,
-}
-
-impl RunFacts {
-    pub fn is_terminal(&self) -> bool {
-        RunStatus::parse(&self.status).is_none_or(RunStatus::is_terminal)
-    }
-}
-
-pub fn run_facts(c: &SpiClient<'_>, app: i32, run_id: &str) -> WfResult<RunFacts> {
-    db::select(
-        c,
-        "SELECT status, workflow_name, deployment_id, spec_version, input, execution_context FROM workflow.runs \
-         WHERE application_id = $1 AND run_id = $2",
-        &[app.into(), run_id.into()],
-    )
-    .next()
-    .map(|r| RunFacts {
-        status: r.text(1),
-        workflow_name: r.text(2),
-        deployment_id: r.text(3),
-        spec_version: r.int(4),
-        input: r.json(5),
-        execution_context: r.json(6),
-    })
-    .ok_or_else(|| WfError::new(Code::RunNotFound, format!("Run {run_id} not found")))
-}
 
 fn body_reason(body: &Value) -> WfResult<Option<String>> {
     match body.get("cancelReason") {
@@ -71,12 +37,15 @@ pub fn cancel(run_id: &str, body: &Value) -> WfResult<Value> {
                     data.insert("cancelReason".into(), Value::String(r));
                 }
                 create_event(run_id, json!({"eventType": "run_cancelled", "eventData": data}))?;
-                dispatch::kill_all(
+                messages::settle_all(
                     c,
-                    "workflow.messages m WHERE m.application_id = $1 AND m.run_id = $2 \
-                     AND m.state IN ('pending', 'deferred', 'retrying') FOR UPDATE",
+                    concat!(
+                        "workflow.messages m WHERE m.application_id = $1 AND m.run_id = $2 AND m.state IN (",
+                        waiting_states!(),
+                        ") FOR UPDATE"
+                    ),
                     &[app.into(), run_id.into()],
-                    &Failure::decided("RUN_CANCELLED", "run was cancelled"),
+                    &Happening::RunCancelled,
                 );
             }
             "cancelled" => {}
@@ -119,8 +88,12 @@ pub fn wake_up(run_id: &str) -> WfResult<Value> {
             .len();
             let queued = db::exists(
                 c,
-                "SELECT 1 FROM workflow.messages WHERE application_id = $1 AND run_id = $2 AND kind = 'workflow' \
-                 AND state IN ('pending', 'deferred', 'retrying')",
+                concat!(
+                    "SELECT 1 FROM workflow.messages WHERE application_id = $1 AND run_id = $2 AND kind = 'workflow' \
+                 AND state IN (",
+                    waiting_states!(),
+                    ")"
+                ),
                 &[app.into(), run_id.into()],
             );
             if promoted > 0 {
@@ -153,8 +126,8 @@ pub fn replay(run_id: &str, body: &Value) -> WfResult<Value> {
     let app = tenancy::current_app()?;
     let (new_run, queue_name, version) = Spi::connect_mut(|c| {
         let run = run_facts(c, app, run_id)?;
-        if q::version_expired(c, app, &run.deployment_id) {
-            return Err(q::expired_error(&run.deployment_id));
+        if facts::version_expired(c, app, &run.deployment_id) {
+            return Err(facts::expired_error(&run.deployment_id));
         }
         let mut data = Map::new();
         data.insert("workflowName".into(), json!(run.workflow_name));
@@ -197,12 +170,7 @@ pub fn template(workflow_name: &str, query: &Value) -> WfResult<Value> {
              WHERE application_id = $1 AND run_id = $2 ORDER BY created_slot",
             &[app.into(), source.as_str().into()],
         )
-        .map(|r| TemplateStep {
-            name: r.text(1),
-            created_at: r.ts(2).unwrap_or_default(),
-            started_at: r.ts(3),
-            completed_at: r.ts(4),
-        })
+        .map(|r| TemplateStep { name: r.text(1), created_at: r.at(2), started_at: r.ts(3), completed_at: r.ts(4) })
         .collect();
         let key = [app.into(), source.as_str().into()];
         let has_hooks = db::exists(c, "SELECT 1 FROM workflow.hooks WHERE application_id = $1 AND run_id = $2", &key);

@@ -3,7 +3,7 @@
 //! WDK's formats for the run's SDK, and the same queue message), and reading a run's outcome.
 
 use crate::db::{self, Row};
-use crate::{events, ffi, queue as q, runs, tenancy};
+use crate::{events, ffi, queue as q, tenancy};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
 use pgworld_core::error::Code;
@@ -40,7 +40,7 @@ fn deployment_sdk(c: &SpiClient<'_>, app: i32, deployment: &str) -> (i32, Option
         &[app.into(), deployment.into()],
     )
     .next()
-    .map(|r| (r.get::<i32>(1).ok().flatten().unwrap_or(sdk::SPEC_DEFAULT), r.opt_text(2)));
+    .map(|r| (r.opt_int(1).unwrap_or(sdk::SPEC_DEFAULT), r.opt_text(2)));
     registered.unwrap_or_else(|| {
         db::select(
             c,
@@ -72,7 +72,7 @@ pub fn start(workflow_name: &str, input: &Value, options: &Value) -> WfResult<Va
     Spi::connect(|c| {
         let deployment = match opts.deployment_id.clone() {
             Some(d) => d,
-            None => crate::versions::newest_served(c, app).ok_or_else(|| {
+            None => crate::facts::newest_served(c, app).ok_or_else(|| {
                 WfError::bad_request("no active deployment version has registered pods: name one in options.deploymentId")
             })?,
         };
@@ -118,7 +118,7 @@ pub fn hook_resume(token: &str, payload: &Value) -> WfResult<Value> {
         .map(|r| (r.text(1), r.text(2)));
         let (run_id, hook_id) =
             hook.ok_or_else(|| WfError::new(Code::HookNotFound, format!("Hook with token {token} not found")))?;
-        let run = runs::run_facts(c, app, &run_id)?;
+        let run = crate::facts::run_facts(c, app, &run_id)?;
         let core = run.execution_context.as_ref().and_then(|x| x.get("workflowCoreVersion")).and_then(Value::as_str);
         let key = run_key(c, app, &run_id).filter(|_| sdk::reads_encrypted(core));
         let stored = stored_value(payload, key.as_ref())?;

@@ -1,7 +1,7 @@
 //! Streams (spec/streams.md): ordered byte chunks per (app, name) with a close marker. Writes
 //! serialize on the stream row; each write and close pings `pgworld_stream` (see `pings`).
 
-use crate::db::{self, Row};
+use crate::db::{self, OrInternal, Row};
 use crate::tenancy;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use pgrx::spi::SpiClient;
@@ -23,9 +23,9 @@ pub fn put_json(run_id: &str, name: &str, query: &Value, body: &Value) -> WfResu
 }
 
 /// `workflow.stream_put_bytes(run_id, name, query, bytes)`: one raw chunk, or a close.
-pub fn put_bytes(run_id: &str, name: &str, query: &Value, bytes: Vec<u8>) -> WfResult<Value> {
+pub fn put_bytes(run_id: &str, name: &str, query: &Value, bytes: &[u8]) -> WfResult<Value> {
     let done = flag(query, "$done");
-    write(run_id, name, if done { Vec::new() } else { vec![bytes] }, done)
+    write(run_id, name, if done { Vec::new() } else { vec![bytes.to_vec()] }, done)
 }
 
 fn write(run_id: &str, name: &str, chunks: Vec<Vec<u8>>, close: bool) -> WfResult<Value> {
@@ -44,8 +44,9 @@ fn write(run_id: &str, name: &str, chunks: Vec<Vec<u8>>, close: bool) -> WfResul
             &[app.into(), name.into()],
         )
         .next()
-        .map(|r| (r.bigint(1), r.boolean(2).unwrap_or(false)))
-        .unwrap_or_default();
+        .map(|r| (r.bigint(1), r.flag(2)))
+        .ok_or("no row")
+        .or_internal("stream row after its insert");
         if closed {
             return if close { Ok(json!({})) } else { Err(WfError::new(Code::StreamClosed, "stream is already closed")) };
         }
@@ -78,7 +79,7 @@ fn state_of(c: &SpiClient<'_>, app: i32, name: &str) -> (bool, i64, bool) {
         &[app.into(), name.into()],
     )
     .next()
-    .map_or((false, 0, false), |r| (true, r.bigint(1), r.boolean(2).unwrap_or(false)))
+    .map_or((false, 0, false), |r| (true, r.bigint(1), r.flag(2)))
 }
 
 /// `workflow.stream_state(name)`: `{exists, count, closed, app, channel}`; `channel` is what the
@@ -101,7 +102,7 @@ pub fn read(name: &str, from: i64, max: i32) -> WfResult<Vec<(i64, Vec<u8>)>> {
             "SELECT idx, data FROM workflow.stream_chunks WHERE application_id = $1 AND name = $2 AND idx >= $3 ORDER BY idx LIMIT $4",
             &[app.into(), name.into(), from.max(0).into(), i64::from(max.clamp(1, 10_000)).into()],
         )
-        .map(|r| (r.bigint(1), r.get::<Vec<u8>>(2).ok().flatten().unwrap_or_default()))
+        .map(|r| (r.bigint(1), r.bytes(2)))
         .collect())
     })
 }
@@ -153,7 +154,7 @@ pub fn chunks(name: &str, query: &Value) -> WfResult<Value> {
             "SELECT idx, data FROM workflow.stream_chunks WHERE application_id = $1 AND name = $2 AND idx > $3 ORDER BY idx LIMIT $4",
             &[app.into(), name.into(), after.into(), (limit + 1).into()],
         )
-        .map(|r| (r.bigint(1), r.get::<Vec<u8>>(2).ok().flatten().unwrap_or_default()))
+        .map(|r| (r.bigint(1), r.bytes(2)))
         .collect();
         let has_more = rows.len() as i64 > limit;
         let page: Vec<(i64, Vec<u8>)> = rows.into_iter().take(usize::try_from(limit).unwrap_or_default()).collect();
@@ -161,4 +162,18 @@ pub fn chunks(name: &str, query: &Value) -> WfResult<Value> {
         let data: Vec<Value> = page.iter().map(|(i, d)| json!({"index": i, "data": STANDARD.encode(d)})).collect();
         Ok(json!({"data": data, "cursor": cursor, "hasMore": has_more, "done": closed}))
     })
+}
+
+/// Rows of a stream from an index; the public wrapper checks the app first, so a failure here
+/// is a fault, not an empty stream.
+#[pgrx::pg_extern(stable, parallel_safe, name = "_stream_read")]
+fn stream_read(
+    name: &str,
+    from_index: i64,
+    max_chunks: i32,
+) -> pgrx::iter::TableIterator<'static, (pgrx::name!(idx, i64), pgrx::name!(data, Vec<u8>))> {
+    match read(name, from_index, max_chunks) {
+        Ok(rows) => pgrx::iter::TableIterator::new(rows),
+        Err(e) => pgrx::error!("pgworld internal error (stream read): {}", e.message),
+    }
 }

@@ -122,7 +122,7 @@ pub fn app_tokens_list(app_label: Option<&str>) -> WfResult<Value> {
 
 /// `workflow.token_identity(token)` (service only): `{"tokenId", "appId", "admin"}` for a live
 /// token, NULL for anything else. The stored hash is compared in constant time.
-pub fn token_identity(token: &str) -> Option<Value> {
+pub fn identity_of(token: &str) -> Option<Value> {
     let (id, secret) = tokens::parse(token)?;
     let row = with_cross_app(|| {
         Spi::connect(|c| {
@@ -133,9 +133,15 @@ pub fn token_identity(token: &str) -> Option<Value> {
                 &[id.into()],
             )
             .next()
-            .map(|r| (r.get::<Vec<u8>>(1).ok().flatten().unwrap_or_default(), r.opt_text(2)))
+            .map(|r| (r.bytes(1), r.opt_text(2)))
         })
     })?;
     let (stored, app) = row;
     tokens::matches(&secret, &stored).then(|| json!({"tokenId": tokens::public_id(id), "admin": app.is_none(), "appId": app}))
+}
+
+/// `workflow.token_identity(token)` (service): who a token acts for, NULL when it is unknown.
+#[pgrx::pg_extern(stable, parallel_safe, name = "_token_identity")]
+fn token_identity(token: &str) -> Option<pgrx::JsonB> {
+    identity_of(token).map(pgrx::JsonB)
 }

@@ -1,12 +1,14 @@
 //! Handlers, deployment versions and quotas (spec/queue.md §6, lifecycle.md §2 and §5).
 
-use crate::db::{self, Row};
-use crate::dispatch;
+use crate::db::{self, OrInternal, Row};
+use crate::facts::{self, version_status_of};
 use crate::queue as q;
-use crate::{quotas, tenancy};
+use crate::{events, messages, quotas, tenancy};
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
+use pgworld_core::queue::plan::Happening;
 use pgworld_core::queue::{self, VersionStatus};
+use pgworld_core::waiting_states;
 use pgworld_core::{Code, WfError, WfResult};
 use serde_json::{json, Map, Value};
 
@@ -53,8 +55,8 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
         // Registrations of one app serialize, so the service-scoped rules see a stable set.
         // On the app's row, not an advisory lock: any role can take advisory locks, none can lock this row.
         lock_app(c, app);
-        if q::version_expired(c, app, &version) {
-            return Err(q::expired_error(&version));
+        if facts::version_expired(c, app, &version) {
+            return Err(facts::expired_error(&version));
         }
         let service_held_by_other = !service_scoped
             && db::exists(
@@ -97,8 +99,12 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
         // Messages set aside as unroutable become claimable again.
         db::update(
             c,
-            "UPDATE workflow.messages SET unroutable_since = NULL WHERE application_id = $1 AND deployment_version = $2 \
-             AND state IN ('pending', 'deferred', 'retrying') AND unroutable_since IS NOT NULL",
+            concat!(
+                "UPDATE workflow.messages SET unroutable_since = NULL WHERE application_id = $1 AND deployment_version = $2 \
+             AND state IN (",
+                waiting_states!(),
+                ") AND unroutable_since IS NOT NULL"
+            ),
             &[app.into(), version.as_str().into()],
         );
         crate::pings::queue(c);
@@ -140,39 +146,21 @@ pub fn handler_deregister(pod_id: &str) -> WfResult<Value> {
     })
 }
 
-fn version_status_of(c: &SpiClient<'_>, app: i32, version: &str) -> VersionStatus {
-    db::select(
-        c,
-        "SELECT status FROM workflow.deployment_versions WHERE application_id = $1 AND deployment_id = $2",
-        &[app.into(), version.into()],
-    )
-    .next()
-    .and_then(|r| VersionStatus::parse(&r.text(1)))
-    .unwrap_or(VersionStatus::Active)
-}
-
-/// `workflow.version_status(deployment_id)` (admin): counts of the version's live work, each
-/// read through a partial index of live rows, so the cost follows active work, not history.
+/// `workflow.version_status(deployment_id)` (admin): the version's live work, as
+/// `workflow._version_work` (sql/operate.sql) counts it for versions_overview too.
 pub fn version_status(version: &str) -> WfResult<Value> {
     tenancy::require_admin()?;
     let app = tenancy::current_app()?;
     Spi::connect(|c| {
         let counts = db::select(
             c,
-            "WITH active AS (SELECT run_id FROM workflow.runs \
-                             WHERE application_id = $1 AND deployment_id = $2 AND status IN ('pending', 'running')) \
-             SELECT (SELECT count(*) FROM active), \
-                    (SELECT count(*) FROM active a JOIN workflow.hooks h \
-                       ON h.application_id = $1 AND h.run_id = a.run_id AND h.status <> 'disposed'), \
-                    (SELECT count(*) FROM active a JOIN workflow.waits w \
-                       ON w.application_id = $1 AND w.run_id = a.run_id AND w.status = 'waiting'), \
-                    (SELECT count(*) FROM workflow.messages m WHERE m.application_id = $1 AND m.deployment_version = $2 \
-                       AND m.state IN ('pending', 'deferred', 'retrying', 'leased'))",
+            "SELECT active_runs, pending_hooks, pending_waits, queued_messages FROM workflow._version_work($1, $2)",
             &[app.into(), version.into()],
         )
         .next()
         .map(|r| [r.bigint(1), r.bigint(2), r.bigint(3), r.bigint(4)])
-        .unwrap_or_default();
+        .ok_or("no row")
+        .or_internal("version work");
         Ok(json!({
             "activeRuns": counts[0],
             "pendingHooks": counts[1],
@@ -224,7 +212,7 @@ fn expire(c: &mut SpiClient<'_>, app: i32, version: &str) -> Value {
         .map(|r| (r.bigint(1), r.bigint(2)))
         .unwrap_or_default();
         let done = tenancy::acting_for(app, || {
-            dispatch::create_event(run_id, json!({"eventType": "run_cancelled", "eventData": {"cancelReason": reason}}))
+            events::create_on_behalf(run_id, json!({"eventType": "run_cancelled", "eventData": {"cancelReason": reason}}))
         });
         if done.is_ok() {
             cancelled += 1;
@@ -232,12 +220,15 @@ fn expire(c: &mut SpiClient<'_>, app: i32, version: &str) -> Value {
             waits += live.1;
         }
     }
-    let dead_lettered = dispatch::kill_all(
+    let dead_lettered = messages::settle_all(
         c,
-        "workflow.messages m WHERE m.application_id = $1 AND m.deployment_version = $2 \
-         AND m.state IN ('pending', 'deferred', 'retrying') FOR UPDATE",
+        concat!(
+            "workflow.messages m WHERE m.application_id = $1 AND m.deployment_version = $2 AND m.state IN (",
+            waiting_states!(),
+            ") FOR UPDATE"
+        ),
         &[app.into(), version.into()],
-        &dispatch::version_expired_failure(),
+        &Happening::VersionExpired,
     );
     let handlers = db::update(
         c,
@@ -300,7 +291,7 @@ pub fn quotas_get() -> WfResult<Value> {
             &[app.into()],
         )
         .next()
-        .map(|r| [r.get::<i32>(1).ok().flatten(), r.get::<i32>(2).ok().flatten(), r.get::<i32>(3).ok().flatten()]);
+        .map(|r| [r.opt_int(1), r.opt_int(2), r.opt_int(3)]);
         let set = row.unwrap_or([None, None, None]);
         Ok(json!({
             "maxRuns": set[0].map_or(quotas::DEFAULT_MAX_RUNS, i64::from),
@@ -354,20 +345,4 @@ pub fn quotas_put(body: &Value) -> WfResult<Value> {
 /// Serializes handler registrations and version changes of one app until commit.
 fn lock_app(c: &mut SpiClient<'_>, app: i32) {
     db::update(c, "SELECT 1 FROM workflow.applications WHERE application_id = $1 FOR NO KEY UPDATE", &[app.into()]);
-}
-
-/// Where work that names no deployment version goes (a start from SQL, a health check from the
-/// WDK's CLI or web UI): among the app's versions with registered pods that are neither draining
-/// nor expired, the one whose pods first registered most recently.
-pub fn newest_served(c: &SpiClient<'_>, app: i32) -> Option<String> {
-    db::select(
-        c,
-        "SELECT h.deployment_version FROM workflow.handlers h \
-         LEFT JOIN workflow.deployment_versions v ON v.application_id = h.application_id AND v.deployment_id = h.deployment_version \
-         WHERE h.application_id = $1 AND coalesce(v.status, 'active') = 'active' \
-         GROUP BY h.deployment_version ORDER BY min(h.registered_at) DESC, h.deployment_version DESC LIMIT 1",
-        &[app.into()],
-    )
-    .next()
-    .map(|r| r.text(1))
 }

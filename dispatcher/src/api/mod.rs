@@ -41,7 +41,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let mut router = health::router();
     if state.api_enabled {
-        for route in ROUTES {
+        for route in ROUTES.iter() {
             let filter = MethodFilter::try_from(route.method.clone()).unwrap_or(MethodFilter::GET);
             router = router.route(route.path, on(filter, move |s: State<AppState>, req: Request| handle(route, s, req)));
         }

@@ -48,7 +48,7 @@ fn operation(route: &Route) -> Value {
 
 pub fn build() -> Value {
     let mut paths: Map<String, Value> = Map::new();
-    for route in ROUTES {
+    for route in ROUTES.iter() {
         let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
         entry[route.method.as_str().to_lowercase()] = operation(route);
     }
@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn every_route_is_documented_once() {
         let doc = build();
-        for r in ROUTES {
+        for r in ROUTES.iter() {
             let op = &doc["paths"][r.path][r.method.as_str().to_lowercase()];
             assert!(op.is_object(), "{} {}", r.method, r.path);
             let names: Vec<&str> = op["parameters"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();

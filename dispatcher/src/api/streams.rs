@@ -139,7 +139,8 @@ fn snapshot(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(IN_FLIGHT);
     tokio::spawn(async move {
         if let Err(Cut::Failed) = pump(&state, &caller, &name, from, &tx).await {
-            let _ = tx.send(Err(std::io::Error::other("stream read failed"))).await;
+            // A send error means the client is gone already; nobody is left to tell.
+            let _client_gone = tx.send(Err(std::io::Error::other("stream read failed"))).await;
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)

@@ -4,8 +4,9 @@
 #   ./pgw bench [events|queue|all] [harness flags…]
 #   events  event-append throughput beside a raw INSERT, and append cost deep into one run's log
 #           (flags: --clients N --seconds S --deep EVENTS)
-#   queue   the dispatcher: enqueue → receiver latency, sustained delivery rate, enqueue rate, RSS
-#           (flags: --seconds S --backlog N --samples N --clients N)
+#   queue   the dispatcher: enqueue → receiver latency, sustained delivery rate, enqueue rate, RSS,
+#           fairness between apps and versions, and the same sink driven by world-postgres's queue
+#           (flags: --seconds S --backlog N --samples N --clients N --reader-seconds S --only delivery)
 #   wdk     a WDK app's three-step workflow on @workflow/world-postgres and on @pgworld/world
 #           (façade and direct SQL): runs/s and p50/p99 run latency
 #           (flags: --runs N --concurrency C --only world-postgres|pgworld-http|pgworld-sql)
@@ -38,7 +39,11 @@ if [[ $SUITE == events || $SUITE == all ]]; then
 fi
 if [[ $SUITE == queue || $SUITE == all ]]; then
   fresh_db
-  PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/release/pgworld-dispatcher" "$REPO_ROOT/target/release/pgworld-queue-bench" "$@"
+  # The comparison drives @workflow/world-postgres's queue from the e2e app's packages (Node 24).
+  js_deps "$REPO_ROOT/tests/e2e-app" "$REPO_ROOT/world-js/src" "$REPO_ROOT/world-js/package.json"
+  use_node24
+  PGWORLD_WP_DRIVER="$REPO_ROOT/tests/e2e-app/queue-bench-world-postgres.mjs" \
+    PGWORLD_DISPATCHER_BIN="$REPO_ROOT/target/release/pgworld-dispatcher" "$REPO_ROOT/target/release/pgworld-queue-bench" "$@"
 fi
 if [[ $SUITE == wdk || $SUITE == all ]]; then
   # Fresh databases per World, cloned from a template with the extension (as the tests do).

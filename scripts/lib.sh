@@ -141,8 +141,11 @@ psql_at() {
 js_deps() {
   local dir=$1 stamp="$1/node_modules/.pgworld-lock-hash" want
   shift
-  want=$( (cat "$dir/package-lock.json" && find "$@" -type f -not -path '*/node_modules/*' -print0 2>/dev/null |
-    sort -z | xargs -0 -r cat) | sha256sum | cut -d' ' -f1)
+  # Without extra PATHs only the lock file counts: `find` with no path would walk the whole
+  # working directory (the cargo target included) and race any build running beside it.
+  want=$( (cat "$dir/package-lock.json" && if (($#)); then
+    find "$@" -type f -not -path '*/node_modules/*' -print0 2>/dev/null | sort -z | xargs -0 -r cat
+  fi) | sha256sum | cut -d' ' -f1)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     ok "npm packages of ${dir#"$REPO_ROOT"/} up to date"
     return

@@ -7,6 +7,7 @@ use crate::error::{WfError, WfResult};
 use crate::payload::Payload;
 use serde_json::{json, Map, Value};
 
+pub mod fair;
 pub mod plan;
 pub mod scan;
 

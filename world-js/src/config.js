@@ -17,7 +17,7 @@ import { join } from 'node:path';
  * @property {number} [poolSize]
  * @property {'cbor' | 'json'} [queueEncoding]  how spec ≥ 3 messages are enqueued (default cbor)
  * @property {string} [token]              HTTP mode: a pgworld API token (`pgw_…`) for the façade
- * @property {number} [maxConcurrency]     deliveries this pod takes at once (pgworld's default: 20)
+ * @property {number} [maxConcurrency]     deliveries this pod takes at once (pgworld's default: 50)
  */
 
 /**

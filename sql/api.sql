@@ -30,7 +30,7 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['app_secrets', 'quotas', 'run_counters', 'deployment_versions',
                            'runs', 'events', 'steps', 'hooks', 'waits', 'handlers',
                            'messages', 'message_bodies', 'queue_rate', 'streams', 'stream_chunks',
-                           'k8s_bindings', 'app_tokens', 'pod_slots'] LOOP
+                           'k8s_bindings', 'app_tokens'] LOOP
     EXECUTE format('ALTER TABLE workflow.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE workflow.%I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format('CREATE POLICY tenant_isolation ON workflow.%I
@@ -140,7 +140,7 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['applications', 'app_secrets', 'app_roles', 'quotas', 'run_counters',
                            'deployment_versions', 'runs', 'events', 'steps', 'hooks', 'waits',
                            'handlers', 'messages', 'message_bodies', 'queue_rate', 'streams',
-                           'stream_chunks', 'k8s_bindings', 'app_tokens', 'pod_slots'] LOOP
+                           'stream_chunks', 'k8s_bindings', 'app_tokens'] LOOP
     PERFORM pg_catalog.pg_extension_config_dump(format('workflow.%I', t)::regclass, '');
   END LOOP;
   FOR t IN SELECT pg_catalog.pg_get_serial_sequence(format('workflow.%I', c.relname), a.attname)

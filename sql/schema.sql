@@ -199,27 +199,9 @@ CREATE TABLE handlers (
     -- What the pods run, when they say (workflow.start writes what they read).
     spec_version       integer,
     core_version       text,
-    -- At most this many deliveries are open to the pod at once, over every dispatcher: it has
-    -- this many rows in pod_slots.
-    max_concurrency    integer NOT NULL DEFAULT 50 CHECK (max_concurrency BETWEEN 1 AND 10000),
     PRIMARY KEY (application_id, pod_id)
 );
 CREATE INDEX handlers_version_idx ON handlers (application_id, deployment_version);
-
--- A pod's delivery slots, one per delivery it may have open. A claim takes free slots with
--- FOR UPDATE SKIP LOCKED and writes its message into them, and the end of the lease frees the
--- slot: concurrent claims (any number of dispatchers) never give a pod more than its limit,
--- and never wait for each other.
-CREATE TABLE pod_slots (
-    application_id integer NOT NULL,
-    pod_id         text NOT NULL,
-    slot           integer NOT NULL,
-    message_id     bigint,
-    PRIMARY KEY (application_id, pod_id, slot),
-    FOREIGN KEY (application_id, pod_id) REFERENCES handlers ON DELETE CASCADE
-);
-CREATE UNIQUE INDEX pod_slots_message_idx ON pod_slots (message_id) WHERE message_id IS NOT NULL;
-CREATE INDEX pod_slots_free_idx ON pod_slots (application_id, pod_id) WHERE message_id IS NULL;
 
 -- The queue's hot table: one narrow row per message, updated on every state change. Payloads
 -- live in message_bodies so these updates never copy them. Finished rows (delivered, dead) fall
@@ -247,8 +229,6 @@ CREATE TABLE messages (
     failure_finalized_at timestamptz,
     -- The transaction that last made the message due (set by messages_ready below).
     ready_xid            bigint NOT NULL DEFAULT 0,
-    -- The pod a lease delivers to (it holds one of the pod's slots meanwhile).
-    lease_pod            text,
     PRIMARY KEY (id)
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE messages IS 'Queue messages (queue.md). Public id msg_<id>; bodies in message_bodies.';

@@ -137,7 +137,20 @@ impl Dispatcher {
                  FROM workflow.dispatch_claim($1, $2, $3)",
             )
             .await?;
-        let rows = client.query(&stmt, &[&self.cfg.owner, &i32::try_from(max)?, &self.cfg.lease.as_secs_f64()]).await?;
+        // The claim commits without waiting for its WAL flush: a lease lost in a crash just leaves
+        // the message due again, so at-least-once delivery holds and the flush stays off the
+        // enqueue → delivery path. The three statements go out pipelined, one round trip.
+        let max_arg = i32::try_from(max)?;
+        let lease_arg = self.cfg.lease.as_secs_f64();
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&self.cfg.owner, &max_arg, &lease_arg];
+        let (begun, rows, committed) = tokio::join!(
+            client.batch_execute("BEGIN; SET LOCAL synchronous_commit = off"),
+            client.query(&stmt, &args),
+            client.batch_execute("COMMIT"),
+        );
+        begun?;
+        let rows = rows?;
+        committed?;
         let claimed: Vec<Claimed> = rows.iter().map(Claimed::from_row).collect::<anyhow::Result<_>>()?;
         self.lock_held().extend(claimed.iter().map(|m| m.lease_id));
         let next_due = if claimed.len() < max { Some(self.next_due_wait(&client).await) } else { None };

@@ -87,31 +87,3 @@ REVOKE ALL ON FUNCTION _app_role_grant(text, text), _app_role_revoke(text), _str
   _stream_info(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION _app_role_grant(text, text), _app_role_revoke(text), _stream_chunks(text, text, text),
   _stream_info(text, text) TO pgworld_owner;
-
--- Backpressure: a pod says how many deliveries it takes at once and has that many slots; a
--- claim takes free slots with FOR UPDATE SKIP LOCKED, so the limit holds over every dispatcher.
-ALTER TABLE handlers ADD COLUMN max_concurrency integer NOT NULL DEFAULT 50
-    CHECK (max_concurrency BETWEEN 1 AND 10000);
-ALTER TABLE messages ADD COLUMN lease_pod text;
-CREATE TABLE pod_slots (
-    application_id integer NOT NULL,
-    pod_id         text NOT NULL,
-    slot           integer NOT NULL,
-    message_id     bigint,
-    PRIMARY KEY (application_id, pod_id, slot),
-    FOREIGN KEY (application_id, pod_id) REFERENCES handlers ON DELETE CASCADE
-);
-CREATE UNIQUE INDEX pod_slots_message_idx ON pod_slots (message_id) WHERE message_id IS NOT NULL;
-CREATE INDEX pod_slots_free_idx ON pod_slots (application_id, pod_id) WHERE message_id IS NULL;
--- Pods registered before the upgrade get the default's slots; deliveries open during the
--- upgrade hold none and are simply not counted.
-INSERT INTO pod_slots (application_id, pod_id, slot)
-  SELECT h.application_id, h.pod_id, g FROM handlers h, generate_series(0, h.max_concurrency - 1) g;
-ALTER TABLE pod_slots ENABLE ROW LEVEL SECURITY;
-ALTER TABLE pod_slots FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON pod_slots
-  USING (application_id = workflow.current_app_id() OR workflow._cross_app())
-  WITH CHECK (application_id = workflow.current_app_id() OR workflow._cross_app());
-ALTER TABLE pod_slots OWNER TO pgworld_owner;
-REVOKE ALL ON pod_slots FROM PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('workflow.pod_slots', '');

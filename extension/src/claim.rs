@@ -158,73 +158,15 @@ fn dispatch_claim(
             let mut floors = current_floors();
             let (now, unseen) = snapshot(c);
             expire_due_leases(c, &mut floors, now, i64::from(max));
-            let picked = claim_due(c, &mut floors, now, unseen, max);
+            let ids = claim_due(c, &mut floors, now, unseen, max);
             stage(floors);
-            if picked.is_empty() {
+            if ids.is_empty() {
                 return Vec::new();
             }
-            lease(c, owner, &picked, lease_seconds)
+            lease(c, owner, &ids, lease_seconds)
         })
     });
     TableIterator::new(rows)
-}
-
-/// A route's pods and the free slots each has.
-struct Pods {
-    ids: Vec<String>,
-    free: Vec<usize>,
-}
-
-/// Every routable (app, version) with its pods and their free slots, as committed: a slot a
-/// concurrent claim is taking shows as free here and is skipped when slots are locked.
-fn routes_with_pods(c: &SpiClient<'_>) -> Vec<(Route, Pods)> {
-    let pods: Vec<(i32, String, String, i64)> = db::select(
-        c,
-        "SELECT h.application_id, h.deployment_version, h.pod_id, \
-                (SELECT count(*) FROM workflow.pod_slots s \
-                  WHERE s.application_id = h.application_id AND s.pod_id = h.pod_id AND s.message_id IS NULL) \
-         FROM workflow.handlers h ORDER BY h.application_id, h.deployment_version, h.pod_id",
-        &[],
-    )
-    .map(|r| (r.int(1), r.text(2), r.text(3), r.bigint(4)))
-    .collect();
-    let mut routes: Vec<(Route, Pods)> = Vec::new();
-    for (app, version, pod, free) in pods {
-        let free = usize::try_from(free).unwrap_or(0);
-        match routes.last_mut() {
-            Some(((a, v), p)) if *a == app && *v == version => {
-                p.ids.push(pod);
-                p.free.push(free);
-            }
-            _ => routes.push(((app, version), Pods { ids: vec![pod], free: vec![free] })),
-        }
-    }
-    routes
-}
-
-/// Locks up to `want` free slots of each (app, pod), skipping slots another claim holds.
-fn take_slots(c: &mut SpiClient<'_>, want: &HashMap<(i32, String), usize>) -> HashMap<(i32, String), Vec<i32>> {
-    let mut apps = Vec::with_capacity(want.len());
-    let mut pods = Vec::with_capacity(want.len());
-    let mut counts = Vec::with_capacity(want.len());
-    for ((app, pod), n) in want {
-        apps.push(*app);
-        pods.push(pod.clone());
-        counts.push(i32::try_from(*n).unwrap_or(i32::MAX));
-    }
-    let mut got: HashMap<(i32, String), Vec<i32>> = HashMap::new();
-    let rows = db::update(
-        c,
-        "SELECT p.app, p.pod, x.slot FROM unnest($1::integer[], $2::text[], $3::integer[]) AS p(app, pod, k) \
-         CROSS JOIN LATERAL (SELECT s.slot FROM workflow.pod_slots s \
-                              WHERE s.application_id = p.app AND s.pod_id = p.pod AND s.message_id IS NULL \
-                              LIMIT p.k FOR UPDATE SKIP LOCKED) x",
-        &[apps.into(), pods.into(), counts.into()],
-    );
-    for r in rows {
-        got.entry((r.int(1), r.text(2))).or_default().push(r.int(3));
-    }
-    got
 }
 
 thread_local! {
@@ -232,75 +174,49 @@ thread_local! {
     static TURN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Picks due messages over every routable (app, version), fairly and within each pod's free
-/// slots (`pgworld_core::queue::fair`), moving the floors; returns each with its pod.
-fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unseen, max: i32) -> Vec<Leasing> {
-    let routes = routes_with_pods(c);
+/// Picks due messages over every routable (app, version), fairly between apps and between an
+/// app's versions (`pgworld_core::queue::fair`), each route's oldest first, moving the floors.
+fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unseen, max: i32) -> Vec<i64> {
+    let routes: Vec<Route> =
+        db::select(c, "SELECT DISTINCT application_id, deployment_version FROM workflow.handlers ORDER BY 1, 2", &[])
+            .map(|r| (r.int(1), r.text(2)))
+            .collect();
     let limit = usize::try_from(max).unwrap_or(1);
-    let scans: Vec<Scan> = routes.iter().map(|(r, _)| scan::plan(floors.routes.get(r), now)).collect();
+    let scans: Vec<Scan> = routes.iter().map(|r| scan::plan(floors.routes.get(r), now)).collect();
     let mut due: Vec<Vec<Candidate>> = Vec::with_capacity(routes.len());
     let mut late_found = Vec::with_capacity(routes.len());
-    let mut scan_limits = Vec::with_capacity(routes.len());
-    for ((route, pods), scan) in routes.iter().zip(&scans) {
-        // A route whose pods are all busy is not scanned: nothing of it could be taken.
-        let scan_limit = fair::capacity(&pods.free).min(limit);
+    for (route, scan) in routes.iter().zip(&scans) {
         let mut found = Vec::new();
-        let late =
-            if scan_limit == 0 { 0 } else { scan_route(c, route, scan, i32::try_from(scan_limit).unwrap_or(max), &mut found) };
+        late_found.push(scan_route(c, route, scan, max, &mut found));
         found.sort_by_key(|m| m.key);
         due.push(found);
-        late_found.push(late);
-        scan_limits.push(scan_limit);
     }
+    // Pods do not limit what a claim takes (the dispatcher's concurrency does): one pod with
+    // room for the whole claim per route.
     let offers: Vec<Offer> =
-        routes.iter().zip(&due).map(|(((app, _), pods), d)| Offer { app: *app, due: d.len(), free: pods.free.clone() }).collect();
+        routes.iter().zip(&due).map(|((app, _), d)| Offer { app: *app, due: d.len(), free: vec![limit] }).collect();
     let turn = TURN.with(|t| {
         let n = t.get();
         t.set(n.wrapping_add(1));
         n
     });
-    let picks = fair::pick(&offers, limit, turn);
-    // The slots the picks need, locked; a concurrent claim may hold some of them.
-    let mut want: HashMap<(i32, String), usize> = HashMap::new();
-    for p in &picks {
-        let ((app, _), pods) = &routes[p.route];
-        *want.entry((*app, pods.ids[p.pod].clone())).or_default() += 1;
-    }
-    let mut slots = if want.is_empty() { HashMap::new() } else { take_slots(c, &want) };
     let mut taken = vec![Taken::default(); routes.len()];
     let mut late_taken = vec![0usize; routes.len()];
-    // A route stops at its first pick without a slot, so what it takes stays a prefix of its
-    // due order (the floors depend on it).
-    let mut cut = vec![false; routes.len()];
-    let mut out = Vec::with_capacity(picks.len());
-    for p in &picks {
-        if cut[p.route] {
-            continue;
-        }
-        let ((app, _), pods) = &routes[p.route];
-        let key = (*app, pods.ids[p.pod].clone());
-        let Some(slot) = slots.get_mut(&key).and_then(Vec::pop) else {
-            cut[p.route] = true;
-            continue;
-        };
+    let mut out = Vec::with_capacity(limit);
+    // Each route's picks come in its due order, so what it takes stays a prefix of it (the
+    // floors depend on that).
+    for p in fair::pick(&offers, limit, turn) {
         let m = &due[p.route][p.nth];
         if m.ahead {
             taken[p.route].last_ahead = Some(m.key);
         } else {
             late_taken[p.route] += 1;
         }
-        out.push(Leasing { id: m.id, app: *app, pod: key.1, slot });
+        out.push(m.id);
     }
     let mut live = HashMap::with_capacity(routes.len());
-    for (i, (route, _)) in routes.into_iter().enumerate() {
-        if scan_limits[i] == 0 {
-            // Not scanned: the floor stays where it was.
-            if let Some(f) = floors.routes.get(&route) {
-                live.insert(route, f.clone());
-            }
-            continue;
-        }
-        taken[i].all_late_taken = !cut[i] && late_found[i] < scan_limits[i] && late_taken[i] == late_found[i];
+    for (i, route) in routes.into_iter().enumerate() {
+        taken[i].all_late_taken = late_found[i] < limit && late_taken[i] == late_found[i];
         let next = scan::advance(floors.routes.get(&route), &scans[i], unseen.clone(), &taken[i], now);
         live.insert(route, next);
     }
@@ -309,50 +225,27 @@ fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unsee
     out
 }
 
-/// A message a claim leases, with the pod and the slot it takes.
-struct Leasing {
-    id: i64,
-    app: i32,
-    pod: String,
-    slot: i32,
-}
-
 /// A claimed message as `dispatch_claim` returns it.
 type ClaimRow =
     (Uuid, i64, String, String, Option<String>, String, Option<JsonB>, Option<Vec<u8>>, Option<JsonB>, i32, String, i32);
 
-/// Leases the picked messages to `owner`, each for delivery to its pod, in the slot it took.
-fn lease(c: &mut SpiClient<'_>, owner: &str, picked: &[Leasing], lease_seconds: f64) -> Vec<ClaimRow> {
-    let ids: Vec<i64> = picked.iter().map(|l| l.id).collect();
-    let pods: Vec<String> = picked.iter().map(|l| l.pod.clone()).collect();
-    // A slot still naming one of these messages is stale (its lease was ended by hand): freed
-    // first, so each message holds at most one slot.
-    db::update(c, "UPDATE workflow.pod_slots SET message_id = NULL WHERE message_id = ANY($1)", &[ids.clone().into()]);
+/// Leases the locked messages `ids` to `owner`.
+fn lease(c: &mut SpiClient<'_>, owner: &str, ids: &[i64], lease_seconds: f64) -> Vec<ClaimRow> {
     db::update(
         c,
-        "UPDATE workflow.pod_slots s SET message_id = x.id \
-         FROM unnest($1::integer[], $2::text[], $3::integer[], $4::bigint[]) AS x(app, pod, slot, id) \
-         WHERE s.application_id = x.app AND s.pod_id = x.pod AND s.slot = x.slot",
-        &[
-            picked.iter().map(|l| l.app).collect::<Vec<i32>>().into(),
-            pods.clone().into(),
-            picked.iter().map(|l| l.slot).collect::<Vec<i32>>().into(),
-            ids.clone().into(),
-        ],
-    );
-    db::update(
-        c,
-        "WITH picked AS (SELECT * FROM unnest($2::bigint[], $4::text[]) AS p(id, pod)), \
-         claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = gen_random_uuid(), lease_owner = $1, \
-           lease_pod = p.pod, lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-           FROM picked p WHERE m.id = p.id \
-           RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id, m.lease_pod) \
+        "WITH claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = gen_random_uuid(), lease_owner = $1, \
+           lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
+           WHERE m.id = ANY($2) \
+           RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id) \
          SELECT c.lease_id, c.id, c.queue_name, c.kind, \
-           (SELECT CASE c.kind WHEN 'workflow' THEN h.workflow_url WHEN 'step' THEN h.step_url ELSE h.webhook_url END \
-              FROM workflow.handlers h WHERE h.application_id = c.application_id AND h.pod_id = c.lease_pod), \
+           (SELECT u.url FROM (SELECT DISTINCT CASE c.kind WHEN 'workflow' THEN h.workflow_url \
+                                                      WHEN 'step' THEN h.step_url ELSE h.webhook_url END AS url \
+                               FROM workflow.handlers h \
+                               WHERE h.application_id = c.application_id AND h.deployment_version = c.deployment_version) u \
+            ORDER BY random() LIMIT 1), \
            b.encoding, b.body_json, b.body_cbor, b.headers, c.attempts, c.deployment_version, c.application_id \
          FROM claimed c JOIN workflow.message_bodies b ON b.id = c.id ORDER BY c.id",
-        &[owner.into(), ids.into(), lease_seconds.into(), pods.into()],
+        &[owner.into(), ids.to_vec().into(), lease_seconds.into()],
     )
     .map(|r| {
         (
@@ -401,9 +294,7 @@ pub fn expire_from(c: &mut SpiClient<'_>, from: i64, limit: i64) -> (i64, Option
 
 /// `workflow.dispatch_next_due()`: when the next claim could find work (a routable queued
 /// message becoming due, or a lease expiring); NULL when nothing is waiting. Looks from this
-/// backend's floors, so the dispatcher asks on the connection it claims on. A message whose pods
-/// are all at their limit counts as due a moment from now: some delivery may have ended by then,
-/// here or at another dispatcher, and asking again is cheaper than being told.
+/// backend's floors, so the dispatcher asks on the connection it claims on.
 #[pg_extern(stable, parallel_safe, name = "_dispatch_next_due")]
 fn dispatch_next_due() -> Option<TimestampWithTimeZone> {
     let floors = current_floors();
@@ -414,13 +305,8 @@ fn dispatch_next_due() -> Option<TimestampWithTimeZone> {
         Spi::connect(|c| {
             db::select(
                 c,
-                concat!("SELECT least((SELECT min(greatest(q.available_at, \
-                                                    CASE WHEN r.busy THEN now() + interval '25 milliseconds' END)) \
-                               FROM (SELECT h.application_id, h.deployment_version, \
-                                            bool_and(NOT EXISTS (SELECT 1 FROM workflow.pod_slots s \
-                                              WHERE s.application_id = h.application_id AND s.pod_id = h.pod_id \
-                                                AND s.message_id IS NULL)) AS busy \
-                                     FROM workflow.handlers h GROUP BY 1, 2) r \
+                concat!("SELECT least((SELECT min(q.available_at) \
+                               FROM (SELECT DISTINCT application_id, deployment_version FROM workflow.handlers) r \
                                LEFT JOIN unnest($1::integer[], $2::text[], $3::timestamptz[], $4::bigint[]) f(app, version, at, id) \
                                  ON f.app = r.application_id AND f.version = r.deployment_version \
                                CROSS JOIN LATERAL (SELECT m.available_at FROM workflow.messages m \

@@ -2,7 +2,7 @@
 //! lease renewal (claims: claim.rs; what an outcome does: messages.rs). These act across apps
 //! (dispatchers serve every app) and are granted to pgworld_service only.
 
-use crate::db::{self, Row};
+use crate::db;
 use crate::messages::{self, held_from, HELD_COLS};
 use crate::{reply, tenancy};
 use pgrx::datum::JsonB;
@@ -61,7 +61,5 @@ fn dispatch_renew(lease_ids: Array<'_, Uuid>, lease_seconds: f64) -> i64 {
 #[pg_extern(volatile, parallel_unsafe, name = "_dispatch_delivered")]
 fn dispatch_delivered(lease_ids: Array<'_, Uuid>) -> i64 {
     let lease_ids = held(&lease_ids);
-    tenancy::with_cross_app(|| {
-        Spi::connect_mut(|c| db::update(c, messages::DELIVER_LEASES, &[lease_ids.into()]).next().map_or(0, |r| r.bigint(1)))
-    })
+    tenancy::with_cross_app(|| Spi::connect_mut(|c| db::update(c, messages::DELIVER_LEASES, &[lease_ids.into()]).len() as i64))
 }

@@ -22,16 +22,6 @@ pub fn pass() -> Value {
             let (marked, cleared, unroutable_dead) = unroutable(c);
             let version_dead = kill_expired_versions(c);
             let reaped = reap_orphans(c, 100);
-            // Slots whose message no longer holds a lease (one ended by hand, say) go back to
-            // their pods.
-            let freed_slots = db::update(
-                c,
-                "UPDATE workflow.pod_slots s SET message_id = NULL WHERE s.message_id IS NOT NULL \
-                   AND NOT EXISTS (SELECT 1 FROM workflow.messages m WHERE m.id = s.message_id AND m.state = 'leased') \
-                 RETURNING 1",
-                &[],
-            )
-            .len();
             let deleted = retention::message_retention(c, BATCH);
             let deleted_runs = retention::run_retention(c);
             let windows = db::update(
@@ -47,7 +37,6 @@ pub fn pass() -> Value {
                 "unroutableDead": unroutable_dead,
                 "expiredVersionDead": version_dead,
                 "orphanedRuns": reaped,
-                "freedSlots": freed_slots,
                 "deletedMessages": deleted,
                 "deletedRuns": deleted_runs,
                 "deletedRateWindows": windows,

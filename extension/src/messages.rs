@@ -67,7 +67,7 @@ pub fn settle_all(c: &mut SpiClient<'_>, rows: &str, args: &[DatumWithOid<'_>], 
 /// Ends a lease, whatever comes next.
 macro_rules! lease_ended {
     () => {
-        "lease_id = NULL, lease_owner = NULL, lease_pod = NULL, lease_expires_at = NULL"
+        "lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL"
     };
 }
 
@@ -78,19 +78,10 @@ macro_rules! delivered {
     };
 }
 
-/// Plain 2xx outcomes of many leases in one statement, freeing their pods' slots; leases no
-/// longer held are skipped.
-pub const DELIVER_LEASES: &str = concat!(
-    "WITH done AS (",
-    delivered!(),
-    " WHERE lease_id = ANY($1) AND state = 'leased' RETURNING id), ",
-    "freed AS (UPDATE workflow.pod_slots SET message_id = NULL WHERE message_id IN (SELECT id FROM done)) ",
-    "SELECT count(*) FROM done"
-);
+/// Plain 2xx outcomes of many leases in one statement; leases no longer held are skipped.
+pub const DELIVER_LEASES: &str = concat!(delivered!(), " WHERE lease_id = ANY($1) AND state = 'leased' RETURNING 1");
 
 fn apply(c: &mut SpiClient<'_>, id: i64, change: &Change) {
-    // Every change ends a lease the message may hold, and with it the pod slot it took.
-    db::update(c, "UPDATE workflow.pod_slots SET message_id = NULL WHERE message_id = $1", &[id.into()]);
     let state = change.state().as_str();
     match change {
         Change::Delivered => {

@@ -12,9 +12,6 @@ use pgworld_core::waiting_states;
 use pgworld_core::{Code, WfError, WfResult};
 use serde_json::{json, Map, Value};
 
-/// Deliveries open at once to a pod that names no `maxConcurrency`.
-pub const DEFAULT_MAX_CONCURRENCY: i32 = 50;
-const MAX_MAX_CONCURRENCY: i32 = 10_000;
 const HANDLER_REQUIRED: &str = "podId (or machineId), deploymentVersion, and endpoints are required";
 
 fn text_field(body: &Map<String, Value>, k: &str) -> WfResult<Option<String>> {
@@ -46,14 +43,6 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
     };
     let endpoints = b.get("endpoints").and_then(Value::as_object).ok_or_else(|| WfError::bad_request(HANDLER_REQUIRED))?;
     let (spec_version, core_version) = sdk_of(b.get("sdk"))?;
-    let max_concurrency = match b.get("maxConcurrency") {
-        None | Some(Value::Null) => DEFAULT_MAX_CONCURRENCY,
-        Some(v) => {
-            v.as_i64().and_then(|n| i32::try_from(n).ok()).filter(|n| (1..=MAX_MAX_CONCURRENCY).contains(n)).ok_or_else(|| {
-                WfError::bad_request(format!("maxConcurrency must be an integer from 1 to {MAX_MAX_CONCURRENCY}"))
-            })?
-        }
-    };
     let mut urls = Vec::with_capacity(3);
     for which in ["workflow", "step", "webhook"] {
         match endpoints.get(which) {
@@ -82,12 +71,12 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
         db::update(
             c,
             "INSERT INTO workflow.handlers (application_id, pod_id, deployment_version, service_scoped, workflow_url, step_url, \
-                                            webhook_url, spec_version, core_version, max_concurrency) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                                            webhook_url, spec_version, core_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (application_id, pod_id) DO UPDATE SET deployment_version = EXCLUDED.deployment_version, \
                service_scoped = EXCLUDED.service_scoped, workflow_url = EXCLUDED.workflow_url, step_url = EXCLUDED.step_url, \
                webhook_url = EXCLUDED.webhook_url, spec_version = EXCLUDED.spec_version, \
-               core_version = EXCLUDED.core_version, max_concurrency = EXCLUDED.max_concurrency, last_seen = now()",
+               core_version = EXCLUDED.core_version, last_seen = now()",
             &[
                 app.into(),
                 pod.as_str().into(),
@@ -98,21 +87,7 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
                 urls[2].as_str().into(),
                 spec_version.into(),
                 core_version.into(),
-                max_concurrency.into(),
             ],
-        );
-        // The pod's slots follow its limit. Slots removed while busy just vanish: their
-        // deliveries end without one to free.
-        db::update(
-            c,
-            "INSERT INTO workflow.pod_slots (application_id, pod_id, slot) \
-             SELECT $1, $2, g FROM generate_series(0, $3 - 1) g ON CONFLICT DO NOTHING",
-            &[app.into(), pod.as_str().into(), max_concurrency.into()],
-        );
-        db::update(
-            c,
-            "DELETE FROM workflow.pod_slots WHERE application_id = $1 AND pod_id = $2 AND slot >= $3",
-            &[app.into(), pod.as_str().into(), max_concurrency.into()],
         );
         if service_scoped {
             db::update(

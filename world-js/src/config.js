@@ -17,7 +17,6 @@ import { join } from 'node:path';
  * @property {number} [poolSize]
  * @property {'cbor' | 'json'} [queueEncoding]  how spec ≥ 3 messages are enqueued (default cbor)
  * @property {string} [token]              HTTP mode: a pgworld API token (`pgw_…`) for the façade
- * @property {number} [maxConcurrency]     deliveries this pod takes at once (pgworld's default: 50)
  */
 
 /**
@@ -40,7 +39,6 @@ import { join } from 'node:path';
  * @property {number | undefined} specVersionOverride
  * @property {boolean} deploymentAffinity
  * @property {'cbor' | 'json'} queueEncoding
- * @property {number | undefined} maxConcurrency  undefined: the server's default
  */
 
 /**
@@ -89,11 +87,6 @@ export function resolveConfig(options = {}, env = process.env) {
   const poolSize = Number(first(env.PGWORLD_POOL_SIZE) ?? options.poolSize ?? 10);
   const encoding = first(options.queueEncoding, env.PGWORLD_QUEUE_ENCODING) ?? 'cbor';
   if (encoding !== 'cbor' && encoding !== 'json') throw new Error(`PGWORLD_QUEUE_ENCODING must be cbor or json, not ${encoding}`);
-  const concurrency = first(env.PGWORLD_MAX_CONCURRENCY) ?? options.maxConcurrency;
-  const maxConcurrency = concurrency === undefined ? undefined : Number(concurrency);
-  if (maxConcurrency !== undefined && !(Number.isInteger(maxConcurrency) && maxConcurrency >= 1 && maxConcurrency <= 10_000)) {
-    throw new Error(`PGWORLD_MAX_CONCURRENCY must be an integer from 1 to 10000, not ${concurrency}`);
-  }
 
   return {
     mode,
@@ -115,6 +108,5 @@ export function resolveConfig(options = {}, env = process.env) {
     specVersionOverride: spec === undefined ? undefined : Number(spec),
     deploymentAffinity: env.PGWORLD_DEPLOYMENT_AFFINITY === '1',
     queueEncoding: encoding,
-    maxConcurrency,
   };
 }

@@ -80,8 +80,6 @@ export async function registerHandlers(transport, config, specVersion, deploymen
     deploymentVersion: deploymentVersion(),
     // What this pod runs, so workflows started from SQL are written the way it reads them.
     sdk: { specVersion, workflowCoreVersion: workflowCoreVersion() },
-    // How many deliveries the dispatchers may have open to this pod at once, together.
-    ...(config.maxConcurrency === undefined ? {} : { maxConcurrency: config.maxConcurrency }),
     endpoints: {
       workflow: `${base}/.well-known/workflow/v1/flow`,
       step: `${base}/.well-known/workflow/v1/${stepPath.replace(/^\/+/, '')}`,

@@ -184,23 +184,6 @@ describe.each(/** @type {const} */ (['http', 'sql']))('@pgworld/world over %s', 
     }
   });
 
-  test('a pod registers how many deliveries it takes at once', async () => {
-    const pod = await startPod(world.createQueueHandler('__wkf_workflow_', async () => {}));
-    const podId = `limited-${transport}-${process.pid}`;
-    try {
-      const limited = createPgWorld({ ...config, podId, handlerBaseUrl: pod.url, maxConcurrency: 3 });
-      await limited.start();
-      const res = await asOperator('SELECT max_concurrency FROM workflow.handlers WHERE pod_id = $1', [podId]);
-      expect(res.rows).toEqual([{ max_concurrency: 3 }]);
-      await limited.close();
-    } finally {
-      await pod.close();
-    }
-    expect(resolveConfig({ databaseUrl: 'postgres://x' }, { PGWORLD_MAX_CONCURRENCY: '7' }).maxConcurrency).toBe(7);
-    expect(resolveConfig({ databaseUrl: 'postgres://x' }, {}).maxConcurrency).toBeUndefined();
-    expect(() => resolveConfig({ databaseUrl: 'postgres://x' }, { PGWORLD_MAX_CONCURRENCY: '0' })).toThrow(/PGWORLD_MAX_CONCURRENCY/);
-  });
-
   test('the queue handler rejects deliveries that are not for it', async () => {
     const handler = world.createQueueHandler('__wkf_step_', async () => ({ timeoutSeconds: 7 }));
     /** @param {unknown} body */

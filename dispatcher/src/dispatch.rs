@@ -89,6 +89,10 @@ impl Dispatcher {
 
     async fn claim_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut failures = Backoff::new(Duration::from_millis(250), Duration::from_secs(5));
+        // Claims keep one backend: the extension's scan floors live in the backend that claimed,
+        // and a claim on a backend whose floors are seconds old walks every row version the
+        // queue left behind since. Given back to the pool only when a claim fails.
+        let mut conn: Option<deadpool_postgres::Object> = None;
         loop {
             if *stop.borrow() {
                 return;
@@ -97,7 +101,11 @@ impl Dispatcher {
             let mut wait = self.cfg.poll_interval;
             if free > 0 {
                 let batch = free.min(CLAIM_BATCH);
-                match self.claim(batch).await {
+                let claimed = self.claim(&mut conn, batch).await;
+                if claimed.is_err() {
+                    conn = None;
+                }
+                match claimed {
                     Ok((claimed, next_due)) => {
                         failures.reset();
                         for m in claimed {
@@ -127,10 +135,17 @@ impl Dispatcher {
         }
     }
 
-    /// Claims up to `max` messages; after a short batch, also how long until more may be due,
-    /// asked on the same connection: the extension's scan floors live in the backend that claimed.
-    async fn claim(&self, max: usize) -> anyhow::Result<(Vec<Claimed>, Option<Duration>)> {
-        let client = self.pool.get().await?;
+    /// Claims up to `max` messages on the claim loop's own connection; after a short batch, also
+    /// how long until more may be due, asked on the same connection.
+    async fn claim(
+        &self,
+        conn: &mut Option<deadpool_postgres::Object>,
+        max: usize,
+    ) -> anyhow::Result<(Vec<Claimed>, Option<Duration>)> {
+        let client = match conn {
+            Some(c) => c,
+            None => conn.insert(self.pool.get().await?),
+        };
         let stmt = client
             .prepare_cached(
                 "SELECT lease_id, id, queue_name, url, encoding, body_json, body_cbor, headers, attempts, deployment_version \

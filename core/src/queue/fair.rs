@@ -1,6 +1,8 @@
-//! Which due messages a claim takes, and which pod each goes to: fair between apps, fair between
-//! the versions of an app, and never past a pod's `max_concurrency` (spec/queue.md §5). A claim
-//! offers each route's due messages in due order and each pod's free slots; `pick` answers.
+//! Which due messages a claim takes: fair between apps, then between the versions of an app,
+//! each route's messages in due order (spec/queue.md §5). A claim offers each route's due
+//! messages and the room of each of its pods; `pick` answers with the messages and their pods.
+//! Today the claim offers one pod per route with room for the whole claim (pods have no limits
+//! of their own yet); the rule already keeps to per-pod room, which its tests cover.
 
 /// One route (an app's deployment version) as a claim sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -168,7 +168,7 @@ impl Dispatcher {
         committed?;
         let claimed: Vec<Claimed> = rows.iter().map(Claimed::from_row).collect::<anyhow::Result<_>>()?;
         self.lock_held().extend(claimed.iter().map(|m| m.lease_id));
-        let next_due = if claimed.len() < max { Some(self.next_due_wait(&client).await) } else { None };
+        let next_due = if claimed.len() < max { Some(self.next_due_wait(client).await) } else { None };
         Ok((claimed, next_due))
     }
 

@@ -103,7 +103,8 @@ describe('workflows from SQL on a WDK 4.8 app', { timeout: 300_000 }, () => {
       );
       const created = rows[0].event_data;
       return {
-        types: rows.map((r) => r.event_type),
+        // Sorted: the two parallel steps' events interleave as their deliveries happen to race.
+        types: rows.map((r) => r.event_type).sort(),
         spec: rows[0].spec_version,
         created: Object.keys(created).sort(),
         context: Object.keys(created.executionContext).filter((k) => k !== 'traceCarrier').sort(),

@@ -306,6 +306,23 @@ async fn with_long_reader(
     Ok(())
 }
 
+/// Milliseconds from `start` until message `id` reached the sink (tracking on), within `limit`.
+async fn arrival_ms(sink: &Sink, id: &str, start: Instant, limit: Duration) -> Result<f64> {
+    let deadline = start + limit;
+    loop {
+        let arrived = sink.arrived.notified();
+        if let Some(at) = sink.arrivals.lock().unwrap_or_else(PoisonError::into_inner).remove(id) {
+            return Ok(at.duration_since(start).as_secs_f64() * 1000.0);
+        }
+        if Instant::now() > deadline {
+            bail!("message {id} not delivered within {limit:?}");
+        }
+        // Woken by the next arrival, or a bounded wait: an arrival may land between the check
+        // above and this wait.
+        let _woken_or_timed_out = tokio::time::timeout(Duration::from_millis(100), arrived).await;
+    }
+}
+
 /// Enqueues single messages one after another (`gap` apart) through `c` and returns each one's
 /// enqueue → sink arrival time in ms, sorted.
 async fn single_latencies(c: &tokio_postgres::Client, sink: &Sink, version: &str, n: usize, gap: Duration) -> Result<Vec<f64>> {
@@ -315,18 +332,7 @@ async fn single_latencies(c: &tokio_postgres::Client, sink: &Sink, version: &str
         let env = json!({"queueName": "__wkf_workflow_bench", "message": {"i": i}, "deploymentId": version});
         let start = Instant::now();
         let id: String = c.query_one(&enqueue, &[&env]).await?.get(0);
-        let deadline = start + Duration::from_secs(30);
-        loop {
-            let arrived = sink.arrived.notified();
-            if let Some(at) = sink.arrivals.lock().unwrap_or_else(PoisonError::into_inner).remove(&id) {
-                latencies.push(at.duration_since(start).as_secs_f64() * 1000.0);
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("message {id} not delivered within 30 s");
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(100), arrived).await;
-        }
+        latencies.push(arrival_ms(sink, &id, start, Duration::from_secs(30)).await?);
         tokio::time::sleep(gap).await;
     }
     latencies.sort_by(f64::total_cmp);
@@ -447,18 +453,7 @@ async fn world_postgres(a: &Args, admin: &tokio_postgres::Client, rate: f64, p50
     for _ in 0..a.samples.min(200) {
         let started = Instant::now();
         let id = ask("single").await?;
-        let deadline = started + Duration::from_secs(10);
-        loop {
-            let arrived = sink.arrived.notified();
-            if let Some(at) = sink.arrivals.lock().unwrap_or_else(PoisonError::into_inner).remove(&id) {
-                latencies.push(at.duration_since(started).as_secs_f64() * 1000.0);
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("world-postgres message {id} not delivered within 10 s");
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(100), arrived).await;
-        }
+        latencies.push(arrival_ms(&sink, &id, started, Duration::from_secs(10)).await?);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let _ = ask("quit").await;
@@ -504,18 +499,7 @@ async fn latency_and_enqueue_rate(
         let env = json!({"queueName": "__wkf_workflow_bench", "message": {"i": i}, "deploymentId": "lat"});
         let start = Instant::now();
         let id: String = admin.query_one(&enqueue, &[&env]).await?.get(0);
-        let deadline = start + Duration::from_secs(10);
-        loop {
-            let arrived = sink.arrived.notified();
-            if let Some(at) = sink.arrivals.lock().unwrap_or_else(PoisonError::into_inner).get(&id) {
-                latencies.push(at.duration_since(start).as_secs_f64() * 1000.0);
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("message {id} not delivered within 10 s");
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(100), arrived).await;
-        }
+        latencies.push(arrival_ms(sink, &id, start, Duration::from_secs(10)).await?);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     sink.track.store(false, Ordering::Relaxed);

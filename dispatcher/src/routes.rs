@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 pub enum Call {
     /// `workflow.<function>([app label], path params…, [query], [body])`, the response body
     /// verbatim. `app`: functions an operator also calls from psql take the app by name.
-    Function { function: &'static str, app: bool, query: bool, body: bool },
+    Function { app: bool, query: bool, body: bool },
     /// `app_provision`: 201 or 200 from its `created` field.
     Provision,
     /// JSON or CBOR enqueue.
@@ -24,21 +24,10 @@ pub enum Call {
     StreamRead,
 }
 
-impl Call {
-    /// The `workflow.*` function the route calls.
-    pub fn function(&self) -> &'static str {
-        match self {
-            Call::Function { function, .. } => function,
-            Call::Provision => "app_provision",
-            Call::Enqueue => "queue_enqueue",
-            Call::StreamPut => "stream_put",
-            Call::StreamRead => "stream_read",
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// The `workflow.*` function the route calls, as declared.
+    pub function: &'static str,
     pub method: Method,
     /// axum path syntax; `{appId}` is the app label, every other segment a text argument.
     pub path: &'static str,
@@ -63,15 +52,14 @@ fn method(name: &str) -> Method {
 
 fn route_of(f: &'static Function, r: &'static api::Route) -> Route {
     let call = match r.call {
-        api::Call::Function => {
-            Call::Function { function: f.name, app: f.takes_app(), query: f.takes("query"), body: f.takes("body") }
-        }
+        api::Call::Function => Call::Function { app: f.takes_app(), query: f.takes("query"), body: f.takes("body") },
         api::Call::Provision => Call::Provision,
         api::Call::Enqueue => Call::Enqueue,
         api::Call::StreamPut => Call::StreamPut,
         api::Call::StreamRead => Call::StreamRead,
     };
     Route {
+        function: f.name,
         method: method(r.method),
         path: r.path,
         access: r.access,

@@ -191,10 +191,7 @@ fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unsee
         found.sort_by_key(|m| m.key);
         due.push(found);
     }
-    // Pods do not limit what a claim takes (the dispatcher's concurrency does): one pod with
-    // room for the whole claim per route.
-    let offers: Vec<Offer> =
-        routes.iter().zip(&due).map(|((app, _), d)| Offer { app: *app, due: d.len(), free: vec![limit] }).collect();
+    let offers: Vec<Offer> = routes.iter().zip(&due).map(|((app, _), d)| Offer { app: *app, due: d.len() }).collect();
     let turn = TURN.with(|t| {
         let n = t.get();
         t.set(n.wrapping_add(1));

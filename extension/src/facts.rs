@@ -56,11 +56,7 @@ pub fn version_status_of(c: &SpiClient<'_>, app: i32, version: &str) -> VersionS
 }
 
 pub fn version_expired(c: &SpiClient<'_>, app: i32, version: &str) -> bool {
-    db::exists(
-        c,
-        "SELECT 1 FROM workflow.deployment_versions WHERE application_id = $1 AND deployment_id = $2 AND status = 'expired'",
-        &[app.into(), version.into()],
-    )
+    version_status_of(c, app, version) == VersionStatus::Expired
 }
 
 pub fn expired_error(version: &str) -> WfError {

@@ -142,7 +142,7 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
     let caller = state.auth.authorize(route, params.get("appId").map(String::as_str), &parts.headers, &state.pool).await?;
     let parsed = read_body(route, parts, params, query, body).await?;
     match route.call {
-        Call::Function { function, app, query, body } => {
+        Call::Function { app, query, body } => {
             let mut args = Vec::new();
             if app {
                 args.push(Arg::Text(parsed.param("appId")));
@@ -157,8 +157,8 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
                 // A body the route ignores is still refused if it is not JSON (http-api.md §1.3).
                 parsed.json_body()?;
             }
-            let text = call_text(state, &caller, function, &args).await?;
-            if function == "app_token_revoke" {
+            let text = call_text(state, &caller, route.function, &args).await?;
+            if route.function == "app_token_revoke" {
                 // Revoked here: this replica's cache forgets the token at once.
                 state.auth.forget_api_token(&parsed.param("tokenId"));
             }
@@ -169,7 +169,7 @@ async fn serve(route: &'static Route, state: &AppState, req: Request) -> Result<
         }
         Call::Provision => {
             let body = parsed.json_body()?;
-            let text = call_text(state, &caller, "app_provision", &[Arg::Json(body)]).await?;
+            let text = call_text(state, &caller, route.function, &[Arg::Json(body)]).await?;
             let mut out: Value = serde_json::from_str(&text).map_err(|_| ApiError::internal())?;
             let created = out.get("created").and_then(Value::as_bool).unwrap_or(false);
             if let Value::Object(m) = &mut out {

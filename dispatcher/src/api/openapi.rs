@@ -42,7 +42,7 @@ fn operation(route: &Route) -> Value {
     if route.access == Access::Admin {
         op["x-pgworld-access"] = json!("admin");
     }
-    op["x-pgworld-sql"] = json!(format!("workflow.{}", route.call.function()));
+    op["x-pgworld-sql"] = json!(format!("workflow.{}", route.function));
     op
 }
 

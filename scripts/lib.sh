@@ -159,6 +159,28 @@ js_deps() {
   echo "$want" >"$stamp"
 }
 
+# chromium_browser: Debian's Chromium for the web-UI browser test (no browser download is
+# possible here); exports PGWORLD_CHROMIUM. The version the test was written against first; once
+# Debian's security archive has moved on, the archive's current one (apt verifies either).
+CHROMIUM_PIN=156.0.8078.114-1~deb12u1
+chromium_browser() {
+  if [[ -n ${PGWORLD_CHROMIUM:-} ]]; then
+    [[ -x $PGWORLD_CHROMIUM ]] || die "PGWORLD_CHROMIUM=$PGWORLD_CHROMIUM is not an executable"
+  elif command -v chromium >/dev/null; then
+    PGWORLD_CHROMIUM=$(command -v chromium)
+  else
+    step "apt-get install chromium (Debian's, for the web UI browser test)"
+    as_root apt-get update -qq
+    local apt=(as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends)
+    "${apt[@]}" "chromium=$CHROMIUM_PIN" "chromium-common=$CHROMIUM_PIN" fonts-liberation >/dev/null 2>&1 ||
+      "${apt[@]}" chromium chromium-common fonts-liberation >/dev/null ||
+      die "could not install Debian's chromium"
+    PGWORLD_CHROMIUM=$(command -v chromium)
+  fi
+  export PGWORLD_CHROMIUM
+  ok "browser: $("$PGWORLD_CHROMIUM" --version 2>/dev/null | head -n1)"
+}
+
 # python_env DIR REQUIREMENTS: a virtual environment with the pinned, hash-checked packages of
 # REQUIREMENTS, made again only when they change; exports PGWORLD_PYTHON (its python).
 python_env() {

@@ -7,7 +7,8 @@
 #   regress   golden psql transcripts of the SQL API (pg_regress)
 #   integration  several real sessions racing on one cluster, RLS, the dispatcher binary
 #   wdk       @pgworld/world: type check, its own tests, the Workflow DevKit's conformance suite
-#             in both transports, and a real WDK app end to end (Node 24)
+#             in both transports, a real WDK app end to end (Node 24), and the WDK's web UI
+#             on pgworld in Debian's Chromium
 # Any failure stops the run with a non-zero exit. TIERS="unit regress" runs a subset.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -137,6 +138,10 @@ wdk() {
       die "workflow build of $version failed (log: $LOGS/e2e-build-$version.log)"
   done
   logged e2e env -C "$app" node --test --test-reporter=spec --test-concurrency=1 e2e.test.mjs
+
+  step "wdk: the WDK web UI on pgworld in a real browser (Chromium; screenshots in target/web-ui)"
+  chromium_browser
+  logged web-ui env -C "$app" node --test --test-reporter=spec --test-concurrency=1 web-ui.test.mjs
 
   step "wdk: workflows started, resumed and read from SQL (psql, a trigger, Python) on the WDK 4.8 and 5 apps"
   python_env "$PGWORLD_HOME/test/python" "$REPO_ROOT/tests/python/requirements.txt"

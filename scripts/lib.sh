@@ -76,9 +76,11 @@ install_by_rename() {
 }
 
 # cluster_start DATADIR PORT [SERVER OPTIONS]: initdb once (as $PG_USER), then start on
-# 127.0.0.1:PORT, with the options (e.g. "-c fsync=off") applied at every start.
+# 127.0.0.1:PORT, with the options (e.g. "-c fsync=off") applied at every start. The library is
+# preloaded (its per-pod limits live in shared memory), so a server that runs an older build of
+# it than the one installed is restarted.
 cluster_start() {
-  local data=$1 port=$2 opts=${3:-}
+  local data=$1 port=$2 opts="-c shared_preload_libraries=pgworld ${3:-}"
   if [[ ! -f "$data/PG_VERSION" ]]; then
     step "initdb $data"
     mkdir -p "$data"
@@ -94,7 +96,14 @@ log_min_messages = warning
 CONF
   fi
   if as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    return 0
+    local lib
+    lib="$("$PG_BIN/pg_config" --pkglibdir)/pgworld.so"
+    if [[ ! $lib -nt "$data/postmaster.pid" ]] &&
+      [[ $(psql_at "$port" postgres -tAc "SHOW shared_preload_libraries" 2>/dev/null) == *pgworld* ]]; then
+      return 0
+    fi
+    step "restarting the server on :$port (a new build of the library to preload)"
+    as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
   fi
   # Rust backtraces would otherwise land in every error DETAIL of the extension.
   env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -o "-p $port $opts" -w -t 60 start >/dev/null \

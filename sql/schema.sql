@@ -199,6 +199,9 @@ CREATE TABLE handlers (
     -- What the pods run, when they say (workflow.start writes what they read).
     spec_version       integer,
     core_version       text,
+    -- The most deliveries in flight to this pod at once, across every dispatcher (enforced by
+    -- the claim when the library is preloaded; pgworld_core::queue::pods).
+    max_concurrency    integer NOT NULL DEFAULT 32 CHECK (max_concurrency BETWEEN 1 AND 256),
     PRIMARY KEY (application_id, pod_id)
 );
 CREATE INDEX handlers_version_idx ON handlers (application_id, deployment_version);
@@ -229,6 +232,8 @@ CREATE TABLE messages (
     failure_finalized_at timestamptz,
     -- The transaction that last made the message due (set by messages_ready below).
     ready_xid            bigint NOT NULL DEFAULT 0,
+    -- The pod a leased message was sent to.
+    lease_pod            text,
     PRIMARY KEY (id)
 ) WITH (fillfactor = 70);
 COMMENT ON TABLE messages IS 'Queue messages (queue.md). Public id msg_<id>; bodies in message_bodies.';

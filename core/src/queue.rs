@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 pub mod fair;
 pub mod plan;
+pub mod pods;
 pub mod scan;
 
 /// The 10th failed delivery makes a message dead (queue.md §8.2).

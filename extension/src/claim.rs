@@ -6,6 +6,7 @@
 
 use crate::db::{self, OrInternal, Row};
 use crate::messages::{self, held_from, HeldRow, HELD_COLS};
+use crate::pods;
 use pgrx::datum::{JsonB, TimestampWithTimeZone};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -158,12 +159,12 @@ fn dispatch_claim(
             let mut floors = current_floors();
             let (now, unseen) = snapshot(c);
             expire_due_leases(c, &mut floors, now, i64::from(max));
-            let ids = claim_due(c, &mut floors, now, unseen, max);
+            let picked = claim_due(c, &mut floors, now, unseen, max);
             stage(floors);
-            if ids.is_empty() {
+            if picked.is_empty() {
                 return Vec::new();
             }
-            lease(c, owner, &ids, lease_seconds)
+            lease(c, owner, &picked, lease_seconds)
         })
     });
     TableIterator::new(rows)
@@ -174,20 +175,70 @@ thread_local! {
     static TURN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
+/// The pods that serve one route, with their limits.
+struct RoutePods {
+    ids: Vec<String>,
+    targets: Vec<pods::Target>,
+}
+
+/// Every routable (app, version) and its pods, in a stable order.
+fn routes_and_pods(c: &SpiClient<'_>) -> (Vec<Route>, Vec<RoutePods>) {
+    let mut routes: Vec<Route> = Vec::new();
+    let mut served: Vec<RoutePods> = Vec::new();
+    for r in db::select(
+        c,
+        "SELECT application_id, deployment_version, pod_id, max_concurrency FROM workflow.handlers ORDER BY 1, 2, 3",
+        &[],
+    ) {
+        let route = (r.int(1), r.text(2));
+        let pod = r.text(3);
+        let target = pods::Target { key: pods::key(route.0, &pod), max: u32::try_from(r.int(4)).unwrap_or(1) };
+        if routes.last() != Some(&route) {
+            routes.push(route);
+            served.push(RoutePods { ids: Vec::new(), targets: Vec::new() });
+        }
+        if let Some(last) = served.last_mut() {
+            last.ids.push(pod);
+            last.targets.push(target);
+        }
+    }
+    (routes, served)
+}
+
+/// How many more deliveries each route's pods take now; `usize::MAX` without per-pod limits.
+fn capacities(c: &mut SpiClient<'_>, served: &[RoutePods]) -> Vec<usize> {
+    if !pods::enforced() {
+        return vec![usize::MAX; served.len()];
+    }
+    pods::rebuild(c);
+    let all: Vec<&pods::Target> = served.iter().flat_map(|s| &s.targets).collect();
+    let full: Vec<pods::Target> = {
+        let held = pods::held(&all);
+        all.iter().zip(&held).filter(|(t, h)| **h >= t.max).map(|(t, _)| pods::Target { key: t.key, max: t.max }).collect()
+    };
+    if !full.is_empty() {
+        pods::confirm(c, &full);
+    }
+    let held = pods::held(&all);
+    let mut room = held.iter().zip(&all).map(|(h, t)| t.max.saturating_sub(*h) as usize);
+    served.iter().map(|s| room.by_ref().take(s.targets.len()).sum()).collect()
+}
+
 /// Picks due messages over every routable (app, version), fairly between apps and between an
-/// app's versions (`pgworld_core::queue::fair`), each route's oldest first, moving the floors.
-fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unseen, max: i32) -> Vec<i64> {
-    let routes: Vec<Route> =
-        db::select(c, "SELECT DISTINCT application_id, deployment_version FROM workflow.handlers ORDER BY 1, 2", &[])
-            .map(|r| (r.int(1), r.text(2)))
-            .collect();
+/// app's versions (`pgworld_core::queue::fair`), each route's oldest first and no more than its
+/// pods have room for, moving the floors; returns each message with its lease and its pod.
+fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unseen, max: i32) -> Vec<Leasing> {
+    let (routes, served) = routes_and_pods(c);
     let limit = usize::try_from(max).unwrap_or(1);
+    let room = capacities(c, &served);
     let scans: Vec<Scan> = routes.iter().map(|r| scan::plan(floors.routes.get(r), now)).collect();
     let mut due: Vec<Vec<Candidate>> = Vec::with_capacity(routes.len());
     let mut late_found = Vec::with_capacity(routes.len());
-    for (route, scan) in routes.iter().zip(&scans) {
+    for ((route, scan), room) in routes.iter().zip(&scans).zip(&room) {
         let mut found = Vec::new();
-        late_found.push(scan_route(c, route, scan, max, &mut found));
+        // A route whose pods are all busy is not looked at: its floor stays where it was.
+        let n = i32::try_from((*room).min(limit)).unwrap_or(max);
+        late_found.push(if n > 0 { scan_route(c, route, scan, n, &mut found) } else { 0 });
         found.sort_by_key(|m| m.key);
         due.push(found);
     }
@@ -197,52 +248,72 @@ fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unsee
         t.set(n.wrapping_add(1));
         n
     });
+    // Each route's picks come in its due order, and a pod that fills up stays full for the rest
+    // of the assignment, so what a route takes stays a prefix of its due messages (the floors
+    // depend on that).
+    let picks = fair::pick(&offers, limit, turn);
+    let wanted: Vec<(usize, i64)> = picks.iter().map(|p| (p.route, due[p.route][p.nth].id)).collect();
+    let targets: Vec<&[pods::Target]> = served.iter().map(|s| s.targets.as_slice()).collect();
+    let assigned = pods::assign(&targets, &wanted, turn);
     let mut taken = vec![Taken::default(); routes.len()];
     let mut late_taken = vec![0usize; routes.len()];
     let mut out = Vec::with_capacity(limit);
-    // Each route's picks come in its due order, so what it takes stays a prefix of it (the
-    // floors depend on that).
-    for p in fair::pick(&offers, limit, turn) {
+    for (p, a) in picks.iter().zip(assigned) {
+        let Some((pod, lease)) = a else { continue };
         let m = &due[p.route][p.nth];
         if m.ahead {
             taken[p.route].last_ahead = Some(m.key);
         } else {
             late_taken[p.route] += 1;
         }
-        out.push(m.id);
+        out.push(Leasing { id: m.id, lease, pod: served[p.route].ids[pod].clone() });
     }
     let mut live = HashMap::with_capacity(routes.len());
     for (i, route) in routes.into_iter().enumerate() {
-        taken[i].all_late_taken = late_found[i] < limit && late_taken[i] == late_found[i];
-        let next = scan::advance(floors.routes.get(&route), &scans[i], unseen.clone(), &taken[i], now);
-        live.insert(route, next);
+        let next = if room[i] > 0 {
+            taken[i].all_late_taken = late_found[i] < limit && late_taken[i] == late_found[i];
+            Some(scan::advance(floors.routes.get(&route), &scans[i], unseen.clone(), &taken[i], now))
+        } else {
+            floors.routes.get(&route).cloned()
+        };
+        if let Some(next) = next {
+            live.insert(route, next);
+        }
     }
     // Routes without handlers now drop their floors.
     floors.routes = live;
     out
 }
 
+/// A message the claim leases: its lease id and the pod it goes to.
+struct Leasing {
+    id: i64,
+    lease: Uuid,
+    pod: String,
+}
+
 /// A claimed message as `dispatch_claim` returns it.
 type ClaimRow =
     (Uuid, i64, String, String, Option<String>, String, Option<JsonB>, Option<Vec<u8>>, Option<JsonB>, i32, String, i32);
 
-/// Leases the locked messages `ids` to `owner`.
-fn lease(c: &mut SpiClient<'_>, owner: &str, ids: &[i64], lease_seconds: f64) -> Vec<ClaimRow> {
+/// Leases the locked messages to `owner`, each to its pod's URL for its kind.
+fn lease(c: &mut SpiClient<'_>, owner: &str, picked: &[Leasing], lease_seconds: f64) -> Vec<ClaimRow> {
+    let ids: Vec<i64> = picked.iter().map(|p| p.id).collect();
+    let leases: Vec<Uuid> = picked.iter().map(|p| p.lease).collect();
+    let pods: Vec<String> = picked.iter().map(|p| p.pod.clone()).collect();
     db::update(
         c,
-        "WITH claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = gen_random_uuid(), lease_owner = $1, \
-           lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-           WHERE m.id = ANY($2) \
-           RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id) \
+        "WITH claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = t.lease, lease_pod = t.pod, \
+           lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
+           FROM unnest($2::bigint[], $4::uuid[], $5::text[]) AS t(id, lease, pod) \
+           WHERE m.id = t.id \
+           RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id, m.lease_pod) \
          SELECT c.lease_id, c.id, c.queue_name, c.kind, \
-           (SELECT u.url FROM (SELECT DISTINCT CASE c.kind WHEN 'workflow' THEN h.workflow_url \
-                                                      WHEN 'step' THEN h.step_url ELSE h.webhook_url END AS url \
-                               FROM workflow.handlers h \
-                               WHERE h.application_id = c.application_id AND h.deployment_version = c.deployment_version) u \
-            ORDER BY random() LIMIT 1), \
+           (SELECT CASE c.kind WHEN 'workflow' THEN h.workflow_url WHEN 'step' THEN h.step_url ELSE h.webhook_url END \
+              FROM workflow.handlers h WHERE h.application_id = c.application_id AND h.pod_id = c.lease_pod), \
            b.encoding, b.body_json, b.body_cbor, b.headers, c.attempts, c.deployment_version, c.application_id \
          FROM claimed c JOIN workflow.message_bodies b ON b.id = c.id ORDER BY c.id",
-        &[owner.into(), ids.to_vec().into(), lease_seconds.into()],
+        &[owner.into(), ids.into(), lease_seconds.into(), leases.into(), pods.into()],
     )
     .map(|r| {
         (
@@ -281,7 +352,7 @@ pub fn expire_from(c: &mut SpiClient<'_>, from: i64, limit: i64) -> (i64, Option
          ORDER BY m.lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED"
     );
     let expired: Vec<(HeldRow, i64)> =
-        db::update(c, &sql, &[limit.into(), ts_arg(from).into()]).map(|r| (held_from(&r), raw_ts(&r, 8))).collect();
+        db::update(c, &sql, &[limit.into(), ts_arg(from).into()]).map(|r| (held_from(&r), raw_ts(&r, 9))).collect();
     let last = expired.last().map(|(_, at)| *at);
     for (m, _) in &expired {
         messages::settle(c, m, &Happening::LeaseExpired);

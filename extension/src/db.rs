@@ -89,6 +89,7 @@ pub trait Row {
     fn bytes(&self, i: usize) -> Vec<u8>;
     fn opt_bytes(&self, i: usize) -> Option<Vec<u8>>;
     fn uuid(&self, i: usize) -> pgrx::Uuid;
+    fn opt_uuid(&self, i: usize) -> Option<pgrx::Uuid>;
     fn opt_bool(&self, i: usize) -> Option<bool>;
     fn json(&self, i: usize) -> Option<Value>;
     fn ts(&self, i: usize) -> Option<i64>;
@@ -129,7 +130,10 @@ impl Row for SpiHeapTupleData<'_> {
         self.get::<Vec<u8>>(i).or_internal("bytea column")
     }
     fn uuid(&self, i: usize) -> pgrx::Uuid {
-        required(self.get::<pgrx::Uuid>(i).or_internal("uuid column"), "uuid", i)
+        required(self.opt_uuid(i), "uuid", i)
+    }
+    fn opt_uuid(&self, i: usize) -> Option<pgrx::Uuid> {
+        self.get::<pgrx::Uuid>(i).or_internal("uuid column")
     }
     fn flag(&self, i: usize) -> bool {
         required(self.opt_bool(i), "boolean", i)

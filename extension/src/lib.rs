@@ -24,6 +24,7 @@ mod keys;
 mod maint;
 mod messages;
 mod pings;
+mod pods;
 mod queue;
 mod quotas;
 mod reads;
@@ -46,6 +47,7 @@ extension_sql_file!("../../sql/api.sql", name = "api", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    pods::init();
 }
 
 /// Creates an app without the admin check: only the install script calls it (for `default`).
@@ -66,6 +68,7 @@ pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
 
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        // The per-pod limits live in shared memory, which only a preloaded library gets.
+        vec!["shared_preload_libraries = 'pgworld'"]
     }
 }

@@ -21,10 +21,13 @@ pub struct HeldRow {
     /// None: the message names no run (the column stores that as '').
     pub run_id: Option<String>,
     pub held: plan::Held,
+    /// The lease, while the message is leased.
+    pub lease: Option<pgrx::Uuid>,
 }
 
 /// The columns [`held_from`] reads, in order, from a messages row aliased `m`.
-pub const HELD_COLS: &str = "m.id, m.application_id, m.kind, m.queue_name, m.run_id, m.deployment_version, m.attempts";
+pub const HELD_COLS: &str =
+    "m.id, m.application_id, m.kind, m.queue_name, m.run_id, m.deployment_version, m.attempts, m.lease_id";
 
 pub fn held_from(r: &SpiHeapTupleData<'_>) -> HeldRow {
     let run_id = r.text(5);
@@ -33,6 +36,7 @@ pub fn held_from(r: &SpiHeapTupleData<'_>) -> HeldRow {
         app: r.int(2),
         run_id: Some(run_id).filter(|s| !s.is_empty()),
         held: plan::Held { kind: q::kind_of(&r.text(3)), queue_name: r.text(4), version: r.text(6), attempts: r.int(7) },
+        lease: r.opt_uuid(8),
     }
 }
 
@@ -47,6 +51,10 @@ pub fn settle(c: &mut SpiClient<'_>, m: &HeldRow, what: &Happening) {
     };
     let change = plan::plan(&m.held, what, &ctx);
     apply(c, m.id, &change);
+    // Every change ends the lease (its pod's slot is freed when this commits).
+    if let Some(lease) = &m.lease {
+        crate::pods::lease_ended(m.id, lease);
+    }
     if let Change::Dead { failure, finalize: true, .. } = &change {
         if finalize(c, m, failure) {
             db::update(c, "UPDATE workflow.messages SET failure_finalized_at = now() WHERE id = $1", &[m.id.into()]);
@@ -79,7 +87,11 @@ macro_rules! delivered {
 }
 
 /// Plain 2xx outcomes of many leases in one statement; leases no longer held are skipped.
-pub const DELIVER_LEASES: &str = concat!(delivered!(), " WHERE lease_id = ANY($1) AND state = 'leased' RETURNING 1");
+/// Returns each delivered message with the lease it had.
+pub const DELIVER_LEASES: &str = concat!(
+    delivered!(),
+    " FROM unnest($1::uuid[]) AS t(lease) WHERE lease_id = t.lease AND state = 'leased' RETURNING id, t.lease"
+);
 
 fn apply(c: &mut SpiClient<'_>, id: i64, change: &Change) {
     let state = change.state().as_str();

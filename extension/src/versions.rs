@@ -43,6 +43,7 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
     };
     let endpoints = b.get("endpoints").and_then(Value::as_object).ok_or_else(|| WfError::bad_request(HANDLER_REQUIRED))?;
     let (spec_version, core_version) = sdk_of(b.get("sdk"))?;
+    let max_concurrency = pgworld_core::queue::pods::max_concurrency_of(b.get("maxConcurrency"))?;
     let mut urls = Vec::with_capacity(3);
     for which in ["workflow", "step", "webhook"] {
         match endpoints.get(which) {
@@ -71,12 +72,12 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
         db::update(
             c,
             "INSERT INTO workflow.handlers (application_id, pod_id, deployment_version, service_scoped, workflow_url, step_url, \
-                                            webhook_url, spec_version, core_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                                            webhook_url, spec_version, core_version, max_concurrency) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (application_id, pod_id) DO UPDATE SET deployment_version = EXCLUDED.deployment_version, \
                service_scoped = EXCLUDED.service_scoped, workflow_url = EXCLUDED.workflow_url, step_url = EXCLUDED.step_url, \
                webhook_url = EXCLUDED.webhook_url, spec_version = EXCLUDED.spec_version, \
-               core_version = EXCLUDED.core_version, last_seen = now()",
+               core_version = EXCLUDED.core_version, max_concurrency = EXCLUDED.max_concurrency, last_seen = now()",
             &[
                 app.into(),
                 pod.as_str().into(),
@@ -87,6 +88,7 @@ pub fn handler_register(body: &Value) -> WfResult<Value> {
                 urls[2].as_str().into(),
                 spec_version.into(),
                 core_version.into(),
+                max_concurrency.into(),
             ],
         );
         if service_scoped {

@@ -195,6 +195,14 @@ pub async fn register(c: &Client, pod: &str, version: &str, endpoints: Value) ->
     Ok(())
 }
 
+/// Registers `pod` for `version` taking at most `max_concurrency` deliveries at once.
+pub async fn register_limited(c: &Client, pod: &str, version: &str, endpoints: Value, max_concurrency: i32) -> Result<()> {
+    let body = serde_json::json!({"podId": pod, "deploymentVersion": version, "endpoints": endpoints,
+                                  "maxConcurrency": max_concurrency});
+    call(c, "SELECT workflow.handler_register($1)", &[&body]).await?.map_err(|e| anyhow!("register failed: {e:?}"))?;
+    Ok(())
+}
+
 /// Numeric id of `msg_<n>`.
 pub fn msg_num(public: &str) -> i64 {
     public.trim_start_matches("msg_").parse().unwrap_or_default()

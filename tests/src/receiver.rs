@@ -6,6 +6,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -64,6 +65,9 @@ struct Shared {
     deliveries: Mutex<Vec<Delivery>>,
     script: Mutex<Script>,
     arrived: Notify,
+    /// Requests being answered right now, and the most there ever were.
+    open: AtomicUsize,
+    most_open: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -79,11 +83,15 @@ impl Receiver {
             deliveries: Mutex::new(Vec::new()),
             script: Mutex::new(Arc::new(|_: &Delivery| Reply::ok())),
             arrived: Notify::new(),
+            open: AtomicUsize::new(0),
+            most_open: AtomicUsize::new(0),
         });
         let s = Arc::clone(&shared);
         let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
             let s = Arc::clone(&s);
             async move {
+                let now_open = s.open.fetch_add(1, Ordering::SeqCst) + 1;
+                s.most_open.fetch_max(now_open, Ordering::SeqCst);
                 let d = Delivery {
                     at: Instant::now(),
                     path: uri.path().to_owned(),
@@ -98,6 +106,7 @@ impl Receiver {
                 if !reply.delay.is_zero() {
                     tokio::time::sleep(reply.delay).await;
                 }
+                s.open.fetch_sub(1, Ordering::SeqCst);
                 let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 (status, [("content-type", "application/json")], reply.body).into_response()
             }
@@ -116,6 +125,11 @@ impl Receiver {
 
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.shared.deliveries.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The most requests this receiver was answering at one time.
+    pub fn most_concurrent(&self) -> usize {
+        self.shared.most_open.load(Ordering::SeqCst)
     }
 
     pub fn count(&self) -> usize {

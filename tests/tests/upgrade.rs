@@ -56,7 +56,7 @@ async fn a_released_version_upgrades_in_place_with_its_data() -> Result<()> {
     db.superuser().await?.batch_execute("ALTER EXTENSION pgworld UPDATE").await?;
     let c = db.session("default").await?;
     let version: String = c.query_one("SELECT extversion FROM pg_extension WHERE extname = 'pgworld'", &[]).await?.get(0);
-    ensure!(version == "0.5.0", "updated to {version}");
+    ensure!(version == "0.6.0", "updated to {version}");
 
     // The data is all there, through the old functions and the new ones.
     let after = call(&c, "SELECT workflow.run_get('wrun_old_done')", &[]).await?.map_err(|e| anyhow::anyhow!("{e:?}"))?;

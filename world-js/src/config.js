@@ -17,6 +17,7 @@ import { join } from 'node:path';
  * @property {number} [poolSize]
  * @property {'cbor' | 'json'} [queueEncoding]  how spec ≥ 3 messages are enqueued (default cbor)
  * @property {string} [token]              HTTP mode: a pgworld API token (`pgw_…`) for the façade
+ * @property {number} [maxConcurrency]     the most deliveries pgworld sends this pod at once (1–256; pgworld's default is 32)
  */
 
 /**
@@ -39,6 +40,7 @@ import { join } from 'node:path';
  * @property {number | undefined} specVersionOverride
  * @property {boolean} deploymentAffinity
  * @property {'cbor' | 'json'} queueEncoding
+ * @property {number | undefined} maxConcurrency
  */
 
 /**
@@ -87,6 +89,11 @@ export function resolveConfig(options = {}, env = process.env) {
   const poolSize = Number(first(env.PGWORLD_POOL_SIZE) ?? options.poolSize ?? 10);
   const encoding = first(options.queueEncoding, env.PGWORLD_QUEUE_ENCODING) ?? 'cbor';
   if (encoding !== 'cbor' && encoding !== 'json') throw new Error(`PGWORLD_QUEUE_ENCODING must be cbor or json, not ${encoding}`);
+  const concurrency = first(options.maxConcurrency, env.PGWORLD_MAX_CONCURRENCY);
+  const maxConcurrency = concurrency === undefined ? undefined : Number(concurrency);
+  if (maxConcurrency !== undefined && !(Number.isInteger(maxConcurrency) && maxConcurrency >= 1 && maxConcurrency <= 256)) {
+    throw new Error(`PGWORLD_MAX_CONCURRENCY must be an integer from 1 to 256, not ${concurrency}`);
+  }
 
   return {
     mode,
@@ -108,5 +115,6 @@ export function resolveConfig(options = {}, env = process.env) {
     specVersionOverride: spec === undefined ? undefined : Number(spec),
     deploymentAffinity: env.PGWORLD_DEPLOYMENT_AFFINITY === '1',
     queueEncoding: encoding,
+    maxConcurrency,
   };
 }

@@ -80,6 +80,8 @@ export async function registerHandlers(transport, config, specVersion, deploymen
     deploymentVersion: deploymentVersion(),
     // What this pod runs, so workflows started from SQL are written the way it reads them.
     sdk: { specVersion, workflowCoreVersion: workflowCoreVersion() },
+    // Unset: pgworld's default. pgworld never holds more deliveries open to this pod at once.
+    ...(config.maxConcurrency === undefined ? {} : { maxConcurrency: config.maxConcurrency }),
     endpoints: {
       workflow: `${base}/.well-known/workflow/v1/flow`,
       step: `${base}/.well-known/workflow/v1/${stepPath.replace(/^\/+/, '')}`,

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 /// Extension versions this binary speaks.
-pub const SUPPORTED_EXTENSION_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0"];
+pub const SUPPORTED_EXTENSION_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0"];
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/status", get(status)).route("/ready", get(ready)).route("/metrics", get(metrics))

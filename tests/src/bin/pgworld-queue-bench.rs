@@ -15,6 +15,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
+/// The sink registers with the most a pod may ask for: it stands in for many pods, so the
+/// figures are the dispatcher's (its own limit is 200), not one pod's.
+const SINK_CONCURRENCY: i32 = 256;
+
 struct Sink {
     count: AtomicU64,
     /// Arrival time per message id, only while latency is being measured.
@@ -236,7 +240,8 @@ async fn drain(
     admin
         .query_one(
             "SELECT workflow.handler_register($1)",
-            &[&json!({"podId": format!("sink-{version}"), "deploymentVersion": version, "endpoints": endpoints})],
+            &[&json!({"podId": format!("sink-{version}"), "deploymentVersion": version, "endpoints": endpoints,
+                      "maxConcurrency": SINK_CONCURRENCY})],
         )
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -347,8 +352,10 @@ async fn fairness(a: &Args, admin: &tokio_postgres::Client, sink: &Sink, endpoin
     let app_b = connect(&a.url).await?;
     app_b.batch_execute("SET workflow.app_id = 'bench_b'; SET workflow.admin = on;").await?;
     app_b.query_one("SELECT workflow.quotas_put('{\"maxQueuePerMinute\": 2147483647}')", &[]).await?;
-    let register =
-        |version: &str| json!({"podId": format!("sink-{version}"), "deploymentVersion": version, "endpoints": endpoints});
+    let register = |version: &str| {
+        json!({"podId": format!("sink-{version}"), "deploymentVersion": version, "endpoints": endpoints,
+                               "maxConcurrency": SINK_CONCURRENCY})
+    };
     app_b.query_one("SELECT workflow.handler_register($1)", &[&register("b1")]).await?;
     admin.query_one("SELECT workflow.handler_register($1)", &[&register("a2")]).await?;
     for (label, single, version, backlog_version) in
@@ -360,7 +367,7 @@ async fn fairness(a: &Args, admin: &tokio_postgres::Client, sink: &Sink, endpoin
             .query_one(
                 "SELECT workflow.handler_register($1)",
                 &[&json!({"podId": format!("sink-{backlog_version}"), "deploymentVersion": backlog_version,
-                          "endpoints": endpoints})],
+                          "endpoints": endpoints, "maxConcurrency": SINK_CONCURRENCY})],
             )
             .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -489,7 +496,7 @@ async fn latency_and_enqueue_rate(
     admin
         .query_one(
             "SELECT workflow.handler_register($1)",
-            &[&json!({"podId": "sink", "deploymentVersion": "lat", "endpoints": endpoints})],
+            &[&json!({"podId": "sink", "deploymentVersion": "lat", "endpoints": endpoints, "maxConcurrency": SINK_CONCURRENCY})],
         )
         .await?;
     let enqueue = admin.prepare("SELECT workflow.queue_enqueue('{}', $1)->>'messageId'").await?;

@@ -1,0 +1,337 @@
+//! The per-pod limits' table (`pgworld_core::queue::pods`) in PostgreSQL's shared memory, under
+//! one LWLock. It exists only when the library is in `shared_preload_libraries`; without that,
+//! claims route as before and only each dispatcher's own concurrency bounds a pod.
+//!
+//! Slots are taken by the claim, inside its transaction, and given back if it aborts; a lease
+//! that ends (a delivery's outcome, an expiry, a cancel) frees its slot when its transaction
+//! commits, so an aborted outcome leaves the slot held with the lease.
+
+use crate::db::{self, Row};
+use pgrx::pg_sys;
+use pgrx::spi::SpiClient;
+use pgrx::{register_xact_callback, PgXactCallbackEvent, Uuid};
+use pgworld_core::queue::pods::{self, Delivery, Full, PodKey, MAX_POD_CONCURRENCY};
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// 1024 pods of up to 256 deliveries each (about 6 MB), cluster-wide; 256 databases.
+type Table = pods::PodTable<1024, { MAX_POD_CONCURRENCY as usize }, 256>;
+
+const NAME: &CStr = c"pgworld_pod_slots";
+/// How often a full pod's slots are checked against the leases, and how old a slot must be to
+/// be checked (its claim has surely ended by then).
+const CHECK_EVERY_MICROS: i64 = 1_000_000;
+const SETTLED_AFTER_MICROS: i64 = 10_000_000;
+
+static TABLE: AtomicPtr<Table> = AtomicPtr::new(std::ptr::null_mut());
+static LOCK: AtomicPtr<pg_sys::LWLock> = AtomicPtr::new(std::ptr::null_mut());
+static mut PREV_REQUEST: pg_sys::shmem_request_hook_type = None;
+static mut PREV_STARTUP: pg_sys::shmem_startup_hook_type = None;
+
+/// From `_PG_init`: asks for the table when the library is being preloaded.
+pub fn init() {
+    // SAFETY: reads and chains the postmaster's hooks while it loads preloaded libraries
+    // (single-threaded, before any backend exists).
+    unsafe {
+        if !pg_sys::process_shared_preload_libraries_in_progress {
+            return;
+        }
+        PREV_REQUEST = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(request);
+        PREV_STARTUP = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(startup);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn request() {
+    // SAFETY: called by the postmaster in its shmem-request phase, as hooks are.
+    unsafe {
+        if let Some(prev) = PREV_REQUEST {
+            prev();
+        }
+        pg_sys::RequestAddinShmemSpace(size_of::<Table>());
+        pg_sys::RequestNamedLWLockTranche(NAME.as_ptr(), 1);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn startup() {
+    // SAFETY: the postmaster calls this once shared memory exists; AddinShmemInitLock (entry 21
+    // of the main LWLock array) serializes it with other libraries' initializations.
+    unsafe {
+        if let Some(prev) = PREV_STARTUP {
+            prev();
+        }
+        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let mut found = false;
+        let table = pg_sys::ShmemInitStruct(NAME.as_ptr(), size_of::<Table>(), &mut found).cast::<Table>();
+        if !found {
+            // All zeroes is an empty table (plain integers, no pointers).
+            std::ptr::write_bytes(table.cast::<u8>(), 0, size_of::<Table>());
+        }
+        TABLE.store(table, Ordering::Release);
+        LOCK.store(&raw mut (*pg_sys::GetNamedLWLockTranche(NAME.as_ptr())).lock, Ordering::Release);
+        pg_sys::LWLockRelease(init_lock);
+    }
+}
+
+/// Whether per-pod limits are enforced in this server.
+pub fn enforced() -> bool {
+    !TABLE.load(Ordering::Acquire).is_null()
+}
+
+/// Runs `f` on the table under its lock (exclusive); None when there is no table. `f` must not
+/// call into PostgreSQL: nothing else may wait on this lock for long.
+fn locked<T>(f: impl FnOnce(&mut Table) -> T) -> Option<T> {
+    let table = TABLE.load(Ordering::Acquire);
+    let lock = LOCK.load(Ordering::Acquire);
+    if table.is_null() || lock.is_null() {
+        return None;
+    }
+    struct Release(*mut pg_sys::LWLock);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            // SAFETY: held since `locked` acquired it; `f` runs no PostgreSQL code, so only a Rust
+            // panic can leave early, and it unwinds through this guard.
+            unsafe { pg_sys::LWLockRelease(self.0) }
+        }
+    }
+    // SAFETY: `lock` and `table` were set by `startup` and stay valid for the server's life.
+    unsafe { pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE) };
+    let _release = Release(lock);
+    // SAFETY: the exclusive lock makes this the only reference to the table.
+    Some(f(unsafe { &mut *table }))
+}
+
+fn database() -> u32 {
+    // SAFETY: a backend-global set at connection start.
+    unsafe { pg_sys::MyDatabaseId }.to_u32()
+}
+
+pub fn key(app: i32, pod_id: &str) -> PodKey {
+    PodKey { db: database(), app, pod: pods::pod_hash(pod_id) }
+}
+
+pub fn delivery(msg: i64, lease: &Uuid) -> Delivery {
+    Delivery { msg, lease: pods::lease_tag(lease.as_bytes()) }
+}
+
+fn now_micros() -> i64 {
+    crate::ffi::now_micros()
+}
+
+#[derive(Default)]
+struct Pending {
+    /// Slots this transaction took: given back if it aborts.
+    taken: Vec<Delivery>,
+    /// Leases this transaction ended: their slots are freed when it commits.
+    ended: Vec<Delivery>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+fn pending(f: impl FnOnce(&mut Pending)) {
+    let first = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let first = p.is_none();
+        f(p.get_or_insert_with(Pending::default));
+        first
+    });
+    if first {
+        register_xact_callback(PgXactCallbackEvent::Commit, || {
+            if let Some(p) = PENDING.with(|p| p.borrow_mut().take()) {
+                release_all(&p.ended);
+            }
+        });
+        register_xact_callback(PgXactCallbackEvent::Abort, || {
+            if let Some(p) = PENDING.with(|p| p.borrow_mut().take()) {
+                release_all(&p.taken);
+            }
+        });
+    }
+}
+
+fn release_all(ds: &[Delivery]) {
+    if ds.is_empty() {
+        return;
+    }
+    let db = database();
+    locked(|t| {
+        for d in ds {
+            t.release(db, *d);
+        }
+    });
+}
+
+/// The lease of message `msg` ends in this transaction (its slot is freed at commit).
+pub fn lease_ended(msg: i64, lease: &Uuid) {
+    if enforced() {
+        pending(|p| p.ended.push(delivery(msg, lease)));
+    }
+}
+
+/// One pod a claim may deliver to.
+pub struct Target {
+    pub key: PodKey,
+    pub max: u32,
+}
+
+/// How many of each target's slots hold leases this transaction has ended: they are free to
+/// it (and freed for everyone when it commits).
+fn ended_here(t: &Table, targets: &[&Target]) -> Vec<u32> {
+    let mut out = vec![0u32; targets.len()];
+    PENDING.with(|p| {
+        if let Some(p) = p.borrow().as_ref() {
+            let db = database();
+            for d in &p.ended {
+                if let Some(owner) = t.owner(db, *d) {
+                    if let Some(i) = targets.iter().position(|x| x.key == owner) {
+                        out[i] += 1;
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// What each of `targets` has in flight, as this transaction sees it.
+pub fn held(targets: &[&Target]) -> Vec<u32> {
+    locked(|t| {
+        let ended = ended_here(t, targets);
+        targets.iter().zip(ended).map(|(p, e)| t.held(p.key).saturating_sub(e)).collect()
+    })
+    .unwrap_or_else(|| vec![0; targets.len()])
+}
+
+/// A new lease id (random, version 4).
+fn new_lease() -> Uuid {
+    let mut b = [0u8; 16];
+    if !crate::ffi::strong_random(&mut b) {
+        pgrx::error!("pgworld internal error: no random bytes for a lease id");
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(b)
+}
+
+/// Gives each wanted message (its route and id), in order, a lease and the pod of its route
+/// with the most room, taking the pod's slot; None once the route's pods are full. Without
+/// per-pod limits, a route's messages go to its pods in turn. `turn` varies which of equal
+/// pods goes first from one claim to the next.
+pub fn assign(targets: &[&[Target]], wanted: &[(usize, i64)], turn: usize) -> Vec<Option<(usize, Uuid)>> {
+    let leases: Vec<Uuid> = wanted.iter().map(|_| new_lease()).collect();
+    let now = now_micros();
+    let placed = locked(|t| {
+        // What each route's pods hold, read once: nobody else changes it while the lock is held.
+        // (held, ended here) of each route's pods.
+        let mut held: Vec<Option<(Vec<u32>, Vec<u32>)>> = vec![None; targets.len()];
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut took = Vec::new();
+        for (k, ((route, id), lease)) in wanted.iter().zip(&leases).enumerate() {
+            let pods = targets[*route];
+            let (h, ended) = held[*route].get_or_insert_with(|| {
+                let refs: Vec<&Target> = pods.iter().collect();
+                let ended = ended_here(t, &refs);
+                (pods.iter().zip(&ended).map(|(p, e)| t.held(p.key).saturating_sub(*e)).collect(), ended)
+            });
+            let limits: Vec<u32> = pods.iter().map(|p| p.max.min(MAX_POD_CONCURRENCY)).collect();
+            let Some(i) = pods::choose(&limits, h, turn.wrapping_add(k)) else {
+                out.push(None);
+                continue;
+            };
+            let d = delivery(*id, lease);
+            // The slots of leases ended here are still in the table until commit.
+            match t.take(pods[i].key, pods[i].max + ended[i], d, now) {
+                Ok(()) => {
+                    h[i] += 1;
+                    took.push(d);
+                    out.push(Some((i, *lease)));
+                }
+                // No entry left for this pod: it is bounded by the dispatchers only.
+                Err(Full::Table) => out.push(Some((i, *lease))),
+                Err(Full::Pod) => out.push(None),
+            }
+        }
+        (out, took)
+    });
+    match placed {
+        Some((out, took)) => {
+            if !took.is_empty() {
+                pending(|p| p.taken.extend(took));
+            }
+            out
+        }
+        None => wanted
+            .iter()
+            .zip(leases)
+            .enumerate()
+            .map(|(k, ((route, _), lease))| {
+                let n = targets[*route].len();
+                (n > 0).then(|| (turn.wrapping_add(k) % n, lease))
+            })
+            .collect(),
+    }
+}
+
+/// Frees the slots of full pods whose leases have ended without their slot being freed (a
+/// claim or an outcome whose backend died before its commit callbacks ran). At most once a
+/// second per pod; reads only the messages named.
+pub fn confirm(c: &mut SpiClient<'_>, targets: &[Target]) {
+    let now = now_micros();
+    let stale: Vec<Delivery> = locked(|t| {
+        targets
+            .iter()
+            .flat_map(|p| t.unconfirmed(p.key, p.max, now - CHECK_EVERY_MICROS, now - SETTLED_AFTER_MICROS, now))
+            .collect()
+    })
+    .unwrap_or_default();
+    if stale.is_empty() {
+        return;
+    }
+    let ids: Vec<i64> = stale.iter().map(|d| d.msg).collect();
+    let live: Vec<Delivery> =
+        db::select(c, "SELECT id, lease_id FROM workflow.messages WHERE id = ANY($1) AND state = 'leased'", &[ids.into()])
+            .filter_map(|r| r.opt_uuid(2).map(|l| delivery(r.bigint(1), &l)))
+            .collect();
+    let gone: Vec<Delivery> = stale.into_iter().filter(|d| !live.contains(d)).collect();
+    release_all(&gone);
+}
+
+/// Once per server start and database: takes the slots of the leases that were open when the
+/// server started (their claims' slots were lost with the old shared memory).
+pub fn rebuild(c: &mut SpiClient<'_>) {
+    let db = database();
+    if !locked(|t| t.needs_rebuild(db)).unwrap_or(false) {
+        return;
+    }
+    let open: Vec<(PodKey, u32, Delivery)> = db::select(
+        c,
+        "SELECT m.application_id, m.lease_pod, coalesce(h.max_concurrency, $1), m.id, m.lease_id \
+         FROM workflow.messages m LEFT JOIN workflow.handlers h ON h.application_id = m.application_id AND h.pod_id = m.lease_pod \
+         WHERE m.state = 'leased' AND m.lease_pod IS NOT NULL",
+        &[(pods::DEFAULT_POD_CONCURRENCY as i32).into()],
+    )
+    .filter_map(|r| {
+        let lease = r.opt_uuid(5)?;
+        let max = u32::try_from(r.int(3)).unwrap_or(pods::DEFAULT_POD_CONCURRENCY);
+        Some((key(r.int(1), &r.text(2)), max, delivery(r.bigint(4), &lease)))
+    })
+    .collect();
+    let now = now_micros();
+    locked(|t| {
+        if !t.needs_rebuild(db) {
+            return;
+        }
+        for (k, max, d) in open {
+            // A lease that ended since the read frees nothing and leaves its slot to `confirm`.
+            let _ = t.take(k, max, d, now - SETTLED_AFTER_MICROS);
+        }
+        t.mark_rebuilt(db);
+    });
+}

@@ -160,8 +160,11 @@ describe.each(/** @type {const} */ (['http', 'sql']))('@pgworld/world over %s', 
     try {
       // Its own version: the test ends by expiring it.
       const expiring = `${version}-expiring`;
-      const local = createPgWorld({ ...config, deploymentVersion: expiring, handlerBaseUrl: pod.url });
+      const local = createPgWorld({ ...config, deploymentVersion: expiring, handlerBaseUrl: pod.url, maxConcurrency: 3 });
       await local.start();
+      // The pod's limit went with its registration.
+      const registered = await asOperator('SELECT max_concurrency FROM workflow.handlers WHERE pod_id = $1', [config.podId]);
+      expect(registered.rows).toEqual([{ max_concurrency: 3 }]);
       const payload = { runId: 'wrun_cbor', bytes: new Uint8Array([0, 255, 0, 128]), n: 2 ** 40 };
       const first = await local.queue('__wkf_workflow_adapter', payload, { specVersion: 5, idempotencyKey: `k-${transport}` });
       expect(first.messageId).toMatch(/^msg_/);
@@ -182,6 +185,13 @@ describe.each(/** @type {const} */ (['http', 'sql']))('@pgworld/world over %s', 
     } finally {
       await pod.close();
     }
+  });
+
+  test('a pod limit outside 1 to 256 is refused before anything is sent', () => {
+    for (const bad of [0, 257, 2.5, Number.NaN]) {
+      expect(() => resolveConfig({ serviceUrl: 'http://x', appId: 'default', maxConcurrency: bad })).toThrow(/1 to 256/);
+    }
+    expect(resolveConfig({ serviceUrl: 'http://x', appId: 'default', maxConcurrency: 256 }).maxConcurrency).toBe(256);
   });
 
   test('the queue handler rejects deliveries that are not for it', async () => {

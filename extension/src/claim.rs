@@ -303,10 +303,13 @@ fn lease(c: &mut SpiClient<'_>, owner: &str, picked: &[Leasing], lease_seconds: 
     let pods: Vec<String> = picked.iter().map(|p| p.pod.clone()).collect();
     db::update(
         c,
-        "WITH claimed AS (UPDATE workflow.messages m SET state = 'leased', lease_id = t.lease, lease_pod = t.pod, \
+        // By primary key (`= ANY`), each row's lease and pod looked up by its place in the arrays:
+        // a join with the arrays could be planned as a scan of the whole queue.
+        "WITH claimed AS (UPDATE workflow.messages m SET state = 'leased', \
+           lease_id = ($4::uuid[])[array_position($2::bigint[], m.id)], \
+           lease_pod = ($5::text[])[array_position($2::bigint[], m.id)], \
            lease_owner = $1, lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-           FROM unnest($2::bigint[], $4::uuid[], $5::text[]) AS t(id, lease, pod) \
-           WHERE m.id = t.id \
+           WHERE m.id = ANY($2) \
            RETURNING m.lease_id, m.id, m.queue_name, m.kind, m.attempts, m.deployment_version, m.application_id, m.lease_pod) \
          SELECT c.lease_id, c.id, c.queue_name, c.kind, \
            (SELECT CASE c.kind WHEN 'workflow' THEN h.workflow_url WHEN 'step' THEN h.step_url ELSE h.webhook_url END \

@@ -2,7 +2,7 @@
 //! lease renewal (claims: claim.rs; what an outcome does: messages.rs). These act across apps
 //! (dispatchers serve every app) and are granted to pgworld_service only.
 
-use crate::db::{self, Row};
+use crate::db;
 use crate::messages::{self, held_from, HELD_COLS};
 use crate::{reply, tenancy};
 use pgrx::datum::JsonB;
@@ -61,14 +61,9 @@ fn dispatch_renew(lease_ids: Array<'_, Uuid>, lease_seconds: f64) -> i64 {
 #[pg_extern(volatile, parallel_unsafe, name = "_dispatch_delivered")]
 fn dispatch_delivered(lease_ids: Array<'_, Uuid>) -> i64 {
     let lease_ids = held(&lease_ids);
-    tenancy::with_cross_app(|| {
-        Spi::connect_mut(|c| {
-            let delivered: Vec<(i64, Uuid)> =
-                db::update(c, messages::DELIVER_LEASES, &[lease_ids.into()]).map(|r| (r.bigint(1), r.uuid(2))).collect();
-            for (id, lease) in &delivered {
-                crate::pods::lease_ended(*id, lease);
-            }
-            delivered.len() as i64
-        })
-    })
+    // Every lease named ends here or had ended already; either way its slot is free at commit.
+    for lease in &lease_ids {
+        crate::pods::lease_ended(lease);
+    }
+    tenancy::with_cross_app(|| Spi::connect_mut(|c| db::update(c, messages::DELIVER_LEASES, &[lease_ids.into()]).len() as i64))
 }

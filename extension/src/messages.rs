@@ -53,7 +53,7 @@ pub fn settle(c: &mut SpiClient<'_>, m: &HeldRow, what: &Happening) {
     apply(c, m.id, &change);
     // Every change ends the lease (its pod's slot is freed when this commits).
     if let Some(lease) = &m.lease {
-        crate::pods::lease_ended(m.id, lease);
+        crate::pods::lease_ended(lease);
     }
     if let Change::Dead { failure, finalize: true, .. } = &change {
         if finalize(c, m, failure) {
@@ -87,11 +87,7 @@ macro_rules! delivered {
 }
 
 /// Plain 2xx outcomes of many leases in one statement; leases no longer held are skipped.
-/// Returns each delivered message with the lease it had.
-pub const DELIVER_LEASES: &str = concat!(
-    delivered!(),
-    " FROM unnest($1::uuid[]) AS t(lease) WHERE lease_id = t.lease AND state = 'leased' RETURNING id, t.lease"
-);
+pub const DELIVER_LEASES: &str = concat!(delivered!(), " WHERE lease_id = ANY($1) AND state = 'leased' RETURNING 1");
 
 fn apply(c: &mut SpiClient<'_>, id: i64, change: &Change) {
     let state = change.state().as_str();

@@ -127,8 +127,8 @@ fn now_micros() -> i64 {
 struct Pending {
     /// Slots this transaction took: given back if it aborts.
     taken: Vec<Delivery>,
-    /// Leases this transaction ended: their slots are freed when it commits.
-    ended: Vec<Delivery>,
+    /// Leases this transaction ended (tags): their slots are freed when it commits.
+    ended: Vec<u64>,
 }
 
 thread_local! {
@@ -150,28 +150,29 @@ fn pending(f: impl FnOnce(&mut Pending)) {
         });
         register_xact_callback(PgXactCallbackEvent::Abort, || {
             if let Some(p) = PENDING.with(|p| p.borrow_mut().take()) {
-                release_all(&p.taken);
+                release_all(&p.taken.iter().map(|d| d.lease).collect::<Vec<_>>());
             }
         });
     }
 }
 
-fn release_all(ds: &[Delivery]) {
-    if ds.is_empty() {
+fn release_all(leases: &[u64]) {
+    if leases.is_empty() {
         return;
     }
     let db = database();
     locked(|t| {
-        for d in ds {
-            t.release(db, *d);
+        for l in leases {
+            t.release(db, *l);
         }
     });
 }
 
-/// The lease of message `msg` ends in this transaction (its slot is freed at commit).
-pub fn lease_ended(msg: i64, lease: &Uuid) {
+/// The lease `lease` ends in this transaction (its slot is freed at commit). Naming a lease that
+/// had already ended is harmless: its slot is gone.
+pub fn lease_ended(lease: &Uuid) {
     if enforced() {
-        pending(|p| p.ended.push(delivery(msg, lease)));
+        pending(|p| p.ended.push(pods::lease_tag(lease.as_bytes())));
     }
 }
 
@@ -188,8 +189,8 @@ fn ended_here(t: &Table, targets: &[&Target]) -> Vec<u32> {
     PENDING.with(|p| {
         if let Some(p) = p.borrow().as_ref() {
             let db = database();
-            for d in &p.ended {
-                if let Some(owner) = t.owner(db, *d) {
+            for l in &p.ended {
+                if let Some(owner) = t.owner(db, *l) {
                     if let Some(i) = targets.iter().position(|x| x.key == owner) {
                         out[i] += 1;
                     }
@@ -299,7 +300,7 @@ pub fn confirm(c: &mut SpiClient<'_>, targets: &[Target]) {
         db::select(c, "SELECT id, lease_id FROM workflow.messages WHERE id = ANY($1) AND state = 'leased'", &[ids.into()])
             .filter_map(|r| r.opt_uuid(2).map(|l| delivery(r.bigint(1), &l)))
             .collect();
-    let gone: Vec<Delivery> = stale.into_iter().filter(|d| !live.contains(d)).collect();
+    let gone: Vec<u64> = stale.into_iter().filter(|d| !live.contains(d)).map(|d| d.lease).collect();
     release_all(&gone);
 }
 

@@ -134,11 +134,12 @@ impl<const P: usize, const S: usize, const R: usize> PodTable<P, S, R> {
         Ok(())
     }
 
-    /// Frees the slot of `d` in database `db`, wherever it is; false when none holds it.
-    pub fn release(&mut self, db: u32, d: Delivery) -> bool {
+    /// Frees the slot of the lease `lease` in database `db`, wherever it is; false when none
+    /// holds it. (A lease tag is 64 random bits: it names one delivery.)
+    pub fn release(&mut self, db: u32, lease: u64) -> bool {
         for pod in self.pods.iter_mut().filter(|p| p.held > 0 && p.key.db == db) {
             let held = pod.held as usize;
-            if let Some(j) = pod.slots[..held].iter().position(|s| s.delivery == d) {
+            if let Some(j) = pod.slots[..held].iter().position(|s| s.delivery.lease == lease) {
                 pod.slots[j] = pod.slots[held - 1];
                 pod.held -= 1;
                 return true;
@@ -147,11 +148,11 @@ impl<const P: usize, const S: usize, const R: usize> PodTable<P, S, R> {
         false
     }
 
-    /// The pod that holds `d` in database `db`.
-    pub fn owner(&self, db: u32, d: Delivery) -> Option<PodKey> {
+    /// The pod that holds the lease `lease` in database `db`.
+    pub fn owner(&self, db: u32, lease: u64) -> Option<PodKey> {
         self.pods
             .iter()
-            .find(|p| p.held > 0 && p.key.db == db && p.slots[..p.held as usize].iter().any(|s| s.delivery == d))
+            .find(|p| p.held > 0 && p.key.db == db && p.slots[..p.held as usize].iter().any(|s| s.delivery.lease == lease))
             .map(|p| p.key)
     }
 
@@ -223,8 +224,8 @@ mod tests {
         assert_eq!(t.take(A, 2, d(2), 0), Ok(()));
         assert_eq!(t.take(A, 2, d(3), 0), Err(Full::Pod));
         assert_eq!(t.held(A), 2);
-        assert!(t.release(1, d(1)));
-        assert!(!t.release(1, d(1)), "releasing twice frees one slot");
+        assert!(t.release(1, d(1).lease));
+        assert!(!t.release(1, d(1).lease), "releasing twice frees one slot");
         assert_eq!(t.take(A, 2, d(3), 0), Ok(()));
         assert_eq!(t.held(A), 2);
     }
@@ -239,15 +240,15 @@ mod tests {
     }
 
     #[test]
-    fn a_release_only_matches_its_own_lease_in_its_own_database() {
+    fn a_release_only_matches_its_lease_in_its_own_database() {
         let mut t = Small::boxed();
         assert_eq!(t.take(A, 4, d(1), 0), Ok(()));
         assert_eq!(t.take(D, 4, d(1), 0), Ok(()));
-        assert!(!t.release(1, Delivery { msg: 1, lease: 999 }), "another lease of the same message");
-        assert_eq!(t.owner(2, d(1)), Some(D));
-        assert!(t.release(2, d(1)));
+        assert!(!t.release(1, 999), "another lease of the same message");
+        assert_eq!(t.owner(2, d(1).lease), Some(D));
+        assert!(t.release(2, d(1).lease));
         assert_eq!((t.held(A), t.held(D)), (1, 0));
-        assert_eq!(t.owner(2, d(1)), None);
+        assert_eq!(t.owner(2, d(1).lease), None);
     }
 
     #[test]
@@ -257,7 +258,7 @@ mod tests {
         assert_eq!(t.take(B, 4, d(2), 0), Ok(()));
         assert_eq!(t.take(C, 4, d(3), 0), Ok(()));
         assert_eq!(t.take(D, 4, d(4), 0), Err(Full::Table));
-        t.release(1, d(2));
+        t.release(1, d(2).lease);
         assert_eq!(t.take(D, 4, d(4), 0), Ok(()));
         assert_eq!(t.held(B), 0);
     }

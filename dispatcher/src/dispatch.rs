@@ -19,6 +19,11 @@ use uuid::Uuid;
 const CLAIM_BATCH: usize = 100;
 /// Largest batch of plain successes recorded in one call.
 const DELIVERED_BATCH: usize = 1000;
+/// `next_due_wait` at or below this means messages were due when the claim came back short.
+const DUE_NOW: Duration = Duration::from_millis(6);
+/// How long a claim loop whose due messages had no room waits when no outcome wakes it first
+/// (another replica's outcomes free slots too, and they do not wake this one).
+const ROOM_RETRY: Duration = Duration::from_millis(25);
 
 pub struct Dispatcher {
     cfg: DispatchConfig,
@@ -32,6 +37,9 @@ pub struct Dispatcher {
     held: Mutex<HashSet<Uuid>>,
     /// The last claim was full, so a freed slot should trigger another pass.
     more_waiting: AtomicBool,
+    /// The last claim came back short while messages were due: their pods were full (or another
+    /// replica had them locked). A recorded outcome frees a pod's slot, so it triggers a pass.
+    waiting_for_room: AtomicBool,
     delivered_tx: mpsc::UnboundedSender<Uuid>,
     metrics: Arc<Metrics>,
 }
@@ -57,6 +65,7 @@ impl Dispatcher {
             in_flight: AtomicUsize::new(0),
             held: Mutex::new(HashSet::new()),
             more_waiting: AtomicBool::new(false),
+            waiting_for_room: AtomicBool::new(false),
             delivered_tx,
         });
         let renewer = tokio::spawn(Arc::clone(&me).renew_loop(stop.clone()));
@@ -114,10 +123,14 @@ impl Dispatcher {
                         let Some(next_due) = next_due else {
                             // A full batch: more may be due right now.
                             self.more_waiting.store(true, Ordering::Release);
+                            self.waiting_for_room.store(false, Ordering::Release);
                             continue;
                         };
                         self.more_waiting.store(false, Ordering::Release);
-                        wait = next_due;
+                        // Due now, yet not claimed: wait for an outcome (or a while), not spin.
+                        let no_room = next_due <= DUE_NOW;
+                        self.waiting_for_room.store(no_room, Ordering::Release);
+                        wait = if no_room { ROOM_RETRY.min(self.cfg.poll_interval) } else { next_due };
                     }
                     Err(e) => {
                         wait = failures.next_pause();
@@ -248,6 +261,14 @@ impl Dispatcher {
             }
         }
         self.lock_held().remove(&lease_id);
+        self.outcome_recorded();
+    }
+
+    /// A recorded outcome ends a lease, and so frees a slot of its pod.
+    fn outcome_recorded(&self) {
+        if self.waiting_for_room.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
     }
 
     /// Records plain successes in batches: one statement for everything that finished meanwhile.
@@ -271,10 +292,13 @@ impl Dispatcher {
                     }
                 }
             }
-            let mut held = self.lock_held();
-            for id in batch.drain(..) {
-                held.remove(&id);
+            {
+                let mut held = self.lock_held();
+                for id in batch.drain(..) {
+                    held.remove(&id);
+                }
             }
+            self.outcome_recorded();
         }
     }
 

@@ -234,10 +234,12 @@ fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unsee
     let scans: Vec<Scan> = routes.iter().map(|r| scan::plan(floors.routes.get(r), now)).collect();
     let mut due: Vec<Vec<Candidate>> = Vec::with_capacity(routes.len());
     let mut late_found = Vec::with_capacity(routes.len());
-    for ((route, scan), room) in routes.iter().zip(&scans).zip(&room) {
+    // How many each route's scan looked for: no more than its pods have room for.
+    let wanted: Vec<usize> = room.iter().map(|r| (*r).min(limit)).collect();
+    for ((route, scan), n) in routes.iter().zip(&scans).zip(&wanted) {
         let mut found = Vec::new();
         // A route whose pods are all busy is not looked at: its floor stays where it was.
-        let n = i32::try_from((*room).min(limit)).unwrap_or(max);
+        let n = i32::try_from(*n).unwrap_or(max);
         late_found.push(if n > 0 { scan_route(c, route, scan, n, &mut found) } else { 0 });
         found.sort_by_key(|m| m.key);
         due.push(found);
@@ -252,9 +254,9 @@ fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unsee
     // of the assignment, so what a route takes stays a prefix of its due messages (the floors
     // depend on that).
     let picks = fair::pick(&offers, limit, turn);
-    let wanted: Vec<(usize, i64)> = picks.iter().map(|p| (p.route, due[p.route][p.nth].id)).collect();
+    let messages: Vec<(usize, i64)> = picks.iter().map(|p| (p.route, due[p.route][p.nth].id)).collect();
     let targets: Vec<&[pods::Target]> = served.iter().map(|s| s.targets.as_slice()).collect();
-    let assigned = pods::assign(&targets, &wanted, turn);
+    let assigned = pods::assign(&targets, &messages, turn);
     let mut taken = vec![Taken::default(); routes.len()];
     let mut late_taken = vec![0usize; routes.len()];
     let mut out = Vec::with_capacity(limit);
@@ -270,8 +272,9 @@ fn claim_due(c: &mut SpiClient<'_>, floors: &mut Floors, now: i64, unseen: Unsee
     }
     let mut live = HashMap::with_capacity(routes.len());
     for (i, route) in routes.into_iter().enumerate() {
-        let next = if room[i] > 0 {
-            taken[i].all_late_taken = late_found[i] < limit && late_taken[i] == late_found[i];
+        let next = if wanted[i] > 0 {
+            // A late scan that found as many as it looked for may have left some behind.
+            taken[i].all_late_taken = late_found[i] < wanted[i] && late_taken[i] == late_found[i];
             Some(scan::advance(floors.routes.get(&route), &scans[i], unseen.clone(), &taken[i], now))
         } else {
             floors.routes.get(&route).cloned()

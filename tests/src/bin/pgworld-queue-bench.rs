@@ -15,9 +15,35 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// The sink registers with the most a pod may ask for: it stands in for many pods, so the
-/// figures are the dispatcher's (its own limit is 200), not one pod's.
+/// The sink registers with the most a pod may ask for, and for a backlog as several pods: it
+/// stands in for a version's pods, so the figures are the dispatcher's (200 deliveries open, and
+/// a pod's slot is free only once its outcome is recorded), not one pod's limit.
 const SINK_CONCURRENCY: i32 = 256;
+const SINK_PODS: usize = 4;
+
+/// Registers the sink as the `SINK_PODS` pods `sink-{version}-{k}` of `version`.
+async fn register_sink(c: &tokio_postgres::Client, version: &str, endpoints: &Value) -> Result<()> {
+    for k in 0..SINK_PODS {
+        c.query_one(
+            "SELECT workflow.handler_register($1)",
+            &[&json!({"podId": format!("sink-{version}-{k}"), "deploymentVersion": version, "endpoints": endpoints,
+                      "maxConcurrency": SINK_CONCURRENCY})],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deregisters the pods of `register_sink` and drops what is left of `version`'s queue.
+async fn retire_sink(c: &tokio_postgres::Client, version: &str) -> Result<()> {
+    c.batch_execute(&format!(
+        "SELECT workflow.handler_deregister(pod_id) FROM workflow.handlers WHERE deployment_version = '{version}'; \
+         DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = '{version}'); \
+         DELETE FROM workflow.messages WHERE deployment_version = '{version}'"
+    ))
+    .await?;
+    Ok(())
+}
 
 struct Sink {
     count: AtomicU64,
@@ -237,13 +263,7 @@ async fn drain(
     window: Duration,
 ) -> Result<Drained> {
     let before = sink.count.load(Ordering::Relaxed);
-    admin
-        .query_one(
-            "SELECT workflow.handler_register($1)",
-            &[&json!({"podId": format!("sink-{version}"), "deploymentVersion": version, "endpoints": endpoints,
-                      "maxConcurrency": SINK_CONCURRENCY})],
-        )
-        .await?;
+    register_sink(admin, version, endpoints).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (window_start, start_count) = (Instant::now(), sink.count.load(Ordering::Relaxed));
     let (mut peak_rss, mut exhausted) = (0f64, false);
@@ -271,13 +291,7 @@ async fn with_long_reader(
     rate: f64,
 ) -> Result<()> {
     let backlog = (rate * (a.reader_seconds + 5) as f64 * 1.2) as i64;
-    admin
-        .batch_execute(
-            "SELECT workflow.handler_deregister('sink-load'); \
-             DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = 'load'); \
-             DELETE FROM workflow.messages WHERE deployment_version = 'load'",
-        )
-        .await?;
+    retire_sink(admin, "load").await?;
     write_backlog(admin, "reader", backlog).await?;
     let reader = connect(&a.url).await?;
     reader.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM workflow.messages").await?;
@@ -301,13 +315,7 @@ async fn with_long_reader(
         drained.delivered,
         drained.secs
     );
-    admin
-        .batch_execute(
-            "SELECT workflow.handler_deregister('sink-reader'); \
-             DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = 'reader'); \
-             DELETE FROM workflow.messages WHERE deployment_version = 'reader'",
-        )
-        .await?;
+    retire_sink(admin, "reader").await?;
     Ok(())
 }
 
@@ -363,13 +371,7 @@ async fn fairness(a: &Args, admin: &tokio_postgres::Client, sink: &Sink, endpoin
     {
         write_backlog(admin, backlog_version, BACKLOG).await?;
         let before = sink.count.load(Ordering::Relaxed);
-        admin
-            .query_one(
-                "SELECT workflow.handler_register($1)",
-                &[&json!({"podId": format!("sink-{backlog_version}"), "deploymentVersion": backlog_version,
-                          "endpoints": endpoints, "maxConcurrency": SINK_CONCURRENCY})],
-            )
-            .await?;
+        register_sink(admin, backlog_version, endpoints).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         sink.track.store(true, Ordering::Relaxed);
         let latencies = single_latencies(single, sink, version, 200, Duration::from_millis(10)).await?;
@@ -384,13 +386,7 @@ async fn fairness(a: &Args, admin: &tokio_postgres::Client, sink: &Sink, endpoin
             percentile(&latencies, 0.5),
             if still_draining { "" } else { ", the backlog ran out" },
         );
-        admin
-            .batch_execute(&format!(
-                "SELECT workflow.handler_deregister('sink-{backlog_version}'); \
-                 DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = '{backlog_version}'); \
-                 DELETE FROM workflow.messages WHERE deployment_version = '{backlog_version}'"
-            ))
-            .await?;
+        retire_sink(admin, backlog_version).await?;
     }
     Ok(())
 }

@@ -34,11 +34,25 @@ async fn register_sink(c: &tokio_postgres::Client, version: &str, endpoints: &Va
     Ok(())
 }
 
-/// Deregisters the pods of `register_sink` and drops what is left of `version`'s queue.
+/// Deregisters the pods of `register_sink` and, once the dispatcher has recorded the deliveries
+/// it had open (deleting rows it is about to update would deadlock with it), drops what is left
+/// of `version`'s queue.
 async fn retire_sink(c: &tokio_postgres::Client, version: &str) -> Result<()> {
+    c.execute("SELECT workflow.handler_deregister(pod_id) FROM workflow.handlers WHERE deployment_version = $1", &[&version])
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let open: i64 = c
+            .query_one("SELECT count(*) FROM workflow.messages WHERE deployment_version = $1 AND state = 'leased'", &[&version])
+            .await?
+            .get(0);
+        if open == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     c.batch_execute(&format!(
-        "SELECT workflow.handler_deregister(pod_id) FROM workflow.handlers WHERE deployment_version = '{version}'; \
-         DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = '{version}'); \
+        "DELETE FROM workflow.message_bodies WHERE id IN (SELECT id FROM workflow.messages WHERE deployment_version = '{version}'); \
          DELETE FROM workflow.messages WHERE deployment_version = '{version}'"
     ))
     .await?;

@@ -13,6 +13,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{register_xact_callback, PgXactCallbackEvent, Uuid};
 use pgworld_core::queue::fair::{self, Offer};
 use pgworld_core::queue::plan::Happening;
+use pgworld_core::queue::pods::MAX_POD_CONCURRENCY;
 use pgworld_core::queue::scan::{self, ExpiryFloor, Floor, Key, Scan, Taken, Unseen};
 use pgworld_core::waiting_states;
 use std::cell::RefCell;
@@ -212,15 +213,13 @@ fn capacities(c: &mut SpiClient<'_>, served: &[RoutePods]) -> Vec<usize> {
     }
     pods::rebuild(c);
     let all: Vec<&pods::Target> = served.iter().flat_map(|s| &s.targets).collect();
-    let full: Vec<pods::Target> = {
-        let held = pods::held(&all);
-        all.iter().zip(&held).filter(|(t, h)| **h >= t.max).map(|(t, _)| pods::Target { key: t.key, max: t.max }).collect()
-    };
-    if !full.is_empty() {
-        pods::confirm(c, &full);
+    let mut held = pods::held(&all);
+    let full: Vec<pods::Target> =
+        all.iter().zip(&held).filter(|(t, h)| **h >= t.max).map(|(t, _)| pods::Target { key: t.key, max: t.max }).collect();
+    if !full.is_empty() && pods::confirm(c, &full) {
+        held = pods::held(&all);
     }
-    let held = pods::held(&all);
-    let mut room = held.iter().zip(&all).map(|(h, t)| t.max.saturating_sub(*h) as usize);
+    let mut room = held.iter().zip(&all).map(|(h, t)| t.max.min(MAX_POD_CONCURRENCY).saturating_sub(*h) as usize);
     served.iter().map(|s| room.by_ref().take(s.targets.len()).sum()).collect()
 }
 

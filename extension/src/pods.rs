@@ -133,6 +133,7 @@ struct Pending {
 
 thread_local! {
     static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+    static REBUILT_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn pending(f: impl FnOnce(&mut Pending)) {
@@ -160,12 +161,10 @@ fn release_all(leases: &[u64]) {
     if leases.is_empty() {
         return;
     }
+    let mut sorted = leases.to_vec();
+    sorted.sort_unstable();
     let db = database();
-    locked(|t| {
-        for l in leases {
-            t.release(db, *l);
-        }
-    });
+    locked(|t| t.release_many(db, &sorted));
 }
 
 /// The lease `lease` ends in this transaction (its slot is freed at commit). Naming a lease that
@@ -282,8 +281,8 @@ pub fn assign(targets: &[&[Target]], wanted: &[(usize, i64)], turn: usize) -> Ve
 
 /// Frees the slots of full pods whose leases have ended without their slot being freed (a
 /// claim or an outcome whose backend died before its commit callbacks ran). At most once a
-/// second per pod; reads only the messages named.
-pub fn confirm(c: &mut SpiClient<'_>, targets: &[Target]) {
+/// second per pod; reads only the messages named. True when it freed any.
+pub fn confirm(c: &mut SpiClient<'_>, targets: &[Target]) -> bool {
     let now = now_micros();
     let stale: Vec<Delivery> = locked(|t| {
         targets
@@ -293,7 +292,7 @@ pub fn confirm(c: &mut SpiClient<'_>, targets: &[Target]) {
     })
     .unwrap_or_default();
     if stale.is_empty() {
-        return;
+        return false;
     }
     let ids: Vec<i64> = stale.iter().map(|d| d.msg).collect();
     let live: Vec<Delivery> =
@@ -302,13 +301,19 @@ pub fn confirm(c: &mut SpiClient<'_>, targets: &[Target]) {
             .collect();
     let gone: Vec<u64> = stale.into_iter().filter(|d| !live.contains(d)).map(|d| d.lease).collect();
     release_all(&gone);
+    !gone.is_empty()
 }
 
 /// Once per server start and database: takes the slots of the leases that were open when the
 /// server started (their claims' slots were lost with the old shared memory).
 pub fn rebuild(c: &mut SpiClient<'_>) {
+    // A backend that saw its database rebuilt need not ask again: a server restart ends it too.
+    if REBUILT_HERE.get() {
+        return;
+    }
     let db = database();
     if !locked(|t| t.needs_rebuild(db)).unwrap_or(false) {
+        REBUILT_HERE.set(true);
         return;
     }
     let open: Vec<(PodKey, u32, Delivery)> = db::select(

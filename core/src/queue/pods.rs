@@ -148,6 +148,25 @@ impl<const P: usize, const S: usize, const R: usize> PodTable<P, S, R> {
         false
     }
 
+    /// Frees the slots of every lease in `leases` (sorted) in database `db`, in one pass over
+    /// the table; how many it freed.
+    pub fn release_many(&mut self, db: u32, leases: &[u64]) -> usize {
+        let mut freed = 0;
+        for pod in self.pods.iter_mut().filter(|p| p.held > 0 && p.key.db == db) {
+            let mut j = 0;
+            while j < pod.held as usize {
+                if leases.binary_search(&pod.slots[j].delivery.lease).is_ok() {
+                    pod.slots[j] = pod.slots[pod.held as usize - 1];
+                    pod.held -= 1;
+                    freed += 1;
+                } else {
+                    j += 1;
+                }
+            }
+        }
+        freed
+    }
+
     /// The pod that holds the lease `lease` in database `db`.
     pub fn owner(&self, db: u32, lease: u64) -> Option<PodKey> {
         self.pods
@@ -228,6 +247,21 @@ mod tests {
         assert!(!t.release(1, d(1).lease), "releasing twice frees one slot");
         assert_eq!(t.take(A, 2, d(3), 0), Ok(()));
         assert_eq!(t.held(A), 2);
+    }
+
+    #[test]
+    fn many_leases_are_freed_in_one_pass() {
+        let mut t = Small::boxed();
+        for m in 1..=3 {
+            assert_eq!(t.take(A, 4, d(m), 0), Ok(()));
+        }
+        assert_eq!(t.take(B, 4, d(4), 0), Ok(()));
+        assert_eq!(t.take(D, 4, d(5), 0), Ok(()));
+        let mut leases = vec![d(3).lease, d(1).lease, d(4).lease, d(5).lease, 12345];
+        leases.sort_unstable();
+        assert_eq!(t.release_many(1, &leases), 3, "d(5) is in another database");
+        assert_eq!((t.held(A), t.held(B), t.held(D)), (1, 0, 1));
+        assert_eq!(t.owner(1, d(2).lease), Some(A));
     }
 
     #[test]

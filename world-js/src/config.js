@@ -89,7 +89,7 @@ export function resolveConfig(options = {}, env = process.env) {
   const poolSize = Number(first(env.PGWORLD_POOL_SIZE) ?? options.poolSize ?? 10);
   const encoding = first(options.queueEncoding, env.PGWORLD_QUEUE_ENCODING) ?? 'cbor';
   if (encoding !== 'cbor' && encoding !== 'json') throw new Error(`PGWORLD_QUEUE_ENCODING must be cbor or json, not ${encoding}`);
-  const concurrency = first(options.maxConcurrency, env.PGWORLD_MAX_CONCURRENCY);
+  const concurrency = options.maxConcurrency ?? first(env.PGWORLD_MAX_CONCURRENCY);
   const maxConcurrency = concurrency === undefined ? undefined : Number(concurrency);
   if (maxConcurrency !== undefined && !(Number.isInteger(maxConcurrency) && maxConcurrency >= 1 && maxConcurrency <= 256)) {
     throw new Error(`PGWORLD_MAX_CONCURRENCY must be an integer from 1 to 256, not ${concurrency}`);

@@ -335,9 +335,14 @@ pub fn rebuild(c: &mut SpiClient<'_>) {
             return;
         }
         for (k, max, d) in open {
-            // A lease that ended since the read frees nothing and leaves its slot to `confirm`.
-            let _ = t.take(k, max, d, now - SETTLED_AFTER_MICROS);
+            // A lease already in the table stays once (this can run again when more databases
+            // than the table remembers were rebuilt). A lease that ended since the read leaves
+            // its slot to `confirm`.
+            if t.owner(db, d.lease).is_none() {
+                let _ = t.take(k, max, d, now - SETTLED_AFTER_MICROS);
+            }
         }
         t.mark_rebuilt(db);
     });
+    REBUILT_HERE.set(true);
 }

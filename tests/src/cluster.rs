@@ -39,7 +39,8 @@ impl PrivateCluster {
         // other tests.
         c.run("initdb", &["-D", &c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])?;
         let conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 100\n",
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 100\n\
+             shared_preload_libraries = 'pgworld'\n",
             c.dir.display()
         );
         std::fs::write(c.dir.join("data/postgresql.auto.conf"), conf)?;

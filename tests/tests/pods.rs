@@ -1,9 +1,11 @@
 //! Per-pod limits in the claim, session by session: a pod's `maxConcurrency` holds across
 //! sessions (so across dispatchers), open and aborted claims included; the oldest messages go to
 //! the pods with room; every way a lease ends gives its slot back, and a slot whose lease ended
-//! behind pgworld's back is found and freed. (Real dispatchers and HTTP: dispatcher/tests/backpressure.rs.)
+//! behind pgworld's back is found and freed; leases open across a server restart keep their
+//! slots. (Real dispatchers and HTTP: dispatcher/tests/backpressure.rs.)
 
 use anyhow::{ensure, Result};
+use pgworld_it::cluster::PrivateCluster;
 use pgworld_it::{enqueue, msg_num, register_limited, TestDb};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -156,4 +158,22 @@ async fn a_slot_whose_lease_ended_behind_pgworlds_back_is_freed() -> Result<()> 
         ensure!(tokio::time::Instant::now() < deadline, "the stale slot was never freed");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+#[tokio::test]
+async fn open_leases_keep_their_slots_across_a_server_restart() -> Result<()> {
+    let (cluster, admin) = PrivateCluster::with_pgworld().await?;
+    register_limited(&admin, "pod-1", "v1", endpoints("pod-1"), 1).await?;
+    enqueue_n(&admin, 2).await?;
+    let d = pgworld_it::connect(&cluster.url(pgworld_it::DISPATCHER_ROLE)).await?;
+    let first = claim(&d, 10, 3600.0).await?;
+    ensure!(first.len() == 1);
+    drop(d);
+    // The restart empties shared memory; the first claim after it reads the open lease back in.
+    cluster.restart()?;
+    let d = pgworld_it::connect(&cluster.url(pgworld_it::DISPATCHER_ROLE)).await?;
+    ensure!(claim(&d, 10, 60.0).await?.is_empty(), "the lease open before the restart still holds the pod's one slot");
+    ensure!(delivered(&d, &first[0].0).await?);
+    ensure!(claim(&d, 10, 60.0).await?.len() == 1, "its outcome freed the slot");
+    Ok(())
 }

@@ -19,8 +19,9 @@ use uuid::Uuid;
 const CLAIM_BATCH: usize = 100;
 /// Largest batch of plain successes recorded in one call.
 const DELIVERED_BATCH: usize = 1000;
-/// `next_due_wait` at or below this means messages were due when the claim came back short.
-const DUE_NOW: Duration = Duration::from_millis(6);
+/// What `next_due_wait` adds to the time until the next message is due: so the next claim comes
+/// just after it. A wait of exactly this means messages were due when the claim came back short.
+const DUE_MARGIN: Duration = Duration::from_millis(5);
 /// How long a claim loop whose due messages had no room waits when no outcome wakes it first
 /// (another replica's outcomes free slots too, and they do not wake this one).
 const ROOM_RETRY: Duration = Duration::from_millis(25);
@@ -128,7 +129,7 @@ impl Dispatcher {
                         };
                         self.more_waiting.store(false, Ordering::Release);
                         // Due now, yet not claimed: wait for an outcome (or a while), not spin.
-                        let no_room = next_due <= DUE_NOW;
+                        let no_room = next_due <= DUE_MARGIN;
                         self.waiting_for_room.store(no_room, Ordering::Release);
                         wait = if no_room { ROOM_RETRY.min(self.cfg.poll_interval) } else { next_due };
                     }
@@ -194,7 +195,7 @@ impl Dispatcher {
             return poll;
         };
         match client.query_one(&stmt, &[]).await.and_then(|r| r.try_get::<_, Option<f64>>(0)) {
-            Ok(Some(secs)) if secs.is_finite() => Duration::from_secs_f64(secs.max(0.0) + 0.005).min(poll),
+            Ok(Some(secs)) if secs.is_finite() => (Duration::from_secs_f64(secs.max(0.0)) + DUE_MARGIN).min(poll),
             _ => poll,
         }
     }

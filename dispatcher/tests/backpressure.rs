@@ -5,10 +5,9 @@
 use anyhow::{ensure, Result};
 use pgworld_it::process::DispatcherProc;
 use pgworld_it::receiver::{Receiver, Reply};
-use pgworld_it::{enqueue, msg_num, register_limited, TestDb};
+use pgworld_it::{enqueue_steps, msg_num, register_limited, TestDb};
 use serde_json::json;
 use std::time::Duration;
-use tokio_postgres::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgworld-dispatcher");
 const SLOW: Duration = Duration::from_millis(300);
@@ -17,18 +16,6 @@ async fn slow_receiver() -> Result<Receiver> {
     let r = Receiver::start().await?;
     r.script(|_| Reply::ok().after(SLOW));
     Ok(r)
-}
-
-/// Enqueues `n` step messages for v1; their numbers in enqueue order.
-async fn enqueue_steps(c: &Client, n: usize) -> Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let out = enqueue(c, json!({"queueName": "__wkf_step_s", "message": {"i": i}, "deploymentId": "v1"}))
-            .await?
-            .map_err(|e| anyhow::anyhow!("enqueue: {e:?}"))?;
-        ids.push(msg_num(out["messageId"].as_str().unwrap_or_default()));
-    }
-    Ok(ids)
 }
 
 /// Every delivery came in due order, give or take the `limit` open at once.

@@ -13,7 +13,6 @@ use pgrx::spi::SpiClient;
 use pgrx::{register_xact_callback, PgXactCallbackEvent, Uuid};
 use pgworld_core::queue::fair::{self, Offer};
 use pgworld_core::queue::plan::Happening;
-use pgworld_core::queue::pods::MAX_POD_CONCURRENCY;
 use pgworld_core::queue::scan::{self, ExpiryFloor, Floor, Key, Scan, Taken, Unseen};
 use pgworld_core::waiting_states;
 use std::cell::RefCell;
@@ -193,7 +192,7 @@ fn routes_and_pods(c: &SpiClient<'_>) -> (Vec<Route>, Vec<RoutePods>) {
     ) {
         let route = (r.int(1), r.text(2));
         let pod = r.text(3);
-        let target = pods::Target { key: pods::key(route.0, &pod), max: u32::try_from(r.int(4)).unwrap_or(1) };
+        let target = pods::Target::new(route.0, &pod, r.int(4));
         if routes.last() != Some(&route) {
             routes.push(route);
             served.push(RoutePods { ids: Vec::new(), targets: Vec::new() });
@@ -214,12 +213,11 @@ fn capacities(c: &mut SpiClient<'_>, served: &[RoutePods]) -> Vec<usize> {
     pods::rebuild(c);
     let all: Vec<&pods::Target> = served.iter().flat_map(|s| &s.targets).collect();
     let mut held = pods::held(&all);
-    let full: Vec<pods::Target> =
-        all.iter().zip(&held).filter(|(t, h)| **h >= t.max).map(|(t, _)| pods::Target { key: t.key, max: t.max }).collect();
+    let full: Vec<&pods::Target> = all.iter().zip(&held).filter(|(t, h)| **h >= t.max).map(|(t, _)| *t).collect();
     if !full.is_empty() && pods::confirm(c, &full) {
         held = pods::held(&all);
     }
-    let mut room = held.iter().zip(&all).map(|(h, t)| t.max.min(MAX_POD_CONCURRENCY).saturating_sub(*h) as usize);
+    let mut room = held.iter().zip(&all).map(|(h, t)| t.max.saturating_sub(*h) as usize);
     served.iter().map(|s| room.by_ref().take(s.targets.len()).sum()).collect()
 }
 

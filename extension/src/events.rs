@@ -25,10 +25,7 @@ thread_local! {
 }
 
 pub fn mint_run_id(now: i64) -> String {
-    let mut rnd = [0u8; 16];
-    if !ffi::strong_random(&mut rnd) {
-        pgrx::error!("pgworld: no strong random source available for run ids");
-    }
+    let rnd: [u8; 16] = ffi::random_bytes("run ids");
     let ms = u64::try_from(now / 1000).unwrap_or_default();
     format!("wrun_{}", RUN_IDS.with(|m| m.borrow_mut().next(ms, u128::from_le_bytes(rnd))))
 }

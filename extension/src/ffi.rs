@@ -36,10 +36,15 @@ pub fn role_name(role: pg_sys::Oid) -> String {
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
-/// Fills `buf` from the operating system's CSPRNG; false if none is available.
-pub fn strong_random(buf: &mut [u8]) -> bool {
-    // SAFETY: writes exactly buf.len() bytes into memory we own.
-    unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr().cast(), buf.len()) }
+/// `N` bytes from the operating system's CSPRNG; an ERROR naming `what` they were for when
+/// there is none.
+pub fn random_bytes<const N: usize>(what: &str) -> [u8; N] {
+    let mut buf = [0u8; N];
+    // SAFETY: writes exactly N bytes into memory we own.
+    if !unsafe { pg_sys::pg_strong_random(buf.as_mut_ptr().cast(), N) } {
+        pgrx::error!("pgworld: no strong random source available for {what}");
+    }
+    buf
 }
 
 /// Wall-clock now, as Unix microseconds (the database clock that stamps rows).

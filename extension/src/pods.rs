@@ -111,7 +111,7 @@ fn database() -> u32 {
     unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
 
-pub fn key(app: i32, pod_id: &str) -> PodKey {
+fn key(app: i32, pod_id: &str) -> PodKey {
     PodKey { db: database(), app, pod: pods::pod_hash(pod_id) }
 }
 
@@ -164,7 +164,7 @@ fn release_all(leases: &[u64]) {
     let mut sorted = leases.to_vec();
     sorted.sort_unstable();
     let db = database();
-    locked(|t| t.release_many(db, &sorted));
+    locked(|t| t.release(db, &sorted));
 }
 
 /// The lease `lease` ends in this transaction (its slot is freed at commit). Naming a lease that
@@ -175,10 +175,18 @@ pub fn lease_ended(lease: &Uuid) {
     }
 }
 
-/// One pod a claim may deliver to.
+/// One pod a claim may deliver to, and its limit (1 to `MAX_POD_CONCURRENCY`).
+#[derive(Clone, Copy)]
 pub struct Target {
     pub key: PodKey,
     pub max: u32,
+}
+
+impl Target {
+    pub fn new(app: i32, pod_id: &str, max_concurrency: i32) -> Target {
+        let max = u32::try_from(max_concurrency).unwrap_or(1).clamp(1, MAX_POD_CONCURRENCY);
+        Target { key: key(app, pod_id), max }
+    }
 }
 
 /// How many of each target's slots hold leases this transaction has ended: they are free to
@@ -200,21 +208,21 @@ fn ended_here(t: &Table, targets: &[&Target]) -> Vec<u32> {
     out
 }
 
+/// What each of `targets` has in flight as this transaction sees it, and how many of those
+/// slots it has ended itself.
+fn held_here(t: &Table, targets: &[&Target]) -> (Vec<u32>, Vec<u32>) {
+    let ended = ended_here(t, targets);
+    (targets.iter().zip(&ended).map(|(p, e)| t.held(p.key).saturating_sub(*e)).collect(), ended)
+}
+
 /// What each of `targets` has in flight, as this transaction sees it.
 pub fn held(targets: &[&Target]) -> Vec<u32> {
-    locked(|t| {
-        let ended = ended_here(t, targets);
-        targets.iter().zip(ended).map(|(p, e)| t.held(p.key).saturating_sub(e)).collect()
-    })
-    .unwrap_or_else(|| vec![0; targets.len()])
+    locked(|t| held_here(t, targets).0).unwrap_or_else(|| vec![0; targets.len()])
 }
 
 /// A new lease id (random, version 4).
 fn new_lease() -> Uuid {
-    let mut b = [0u8; 16];
-    if !crate::ffi::strong_random(&mut b) {
-        pgrx::error!("pgworld internal error: no random bytes for a lease id");
-    }
+    let mut b: [u8; 16] = crate::ffi::random_bytes("a lease id");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     Uuid::from_bytes(b)
@@ -229,18 +237,13 @@ pub fn assign(targets: &[&[Target]], wanted: &[(usize, i64)], turn: usize) -> Ve
     let now = now_micros();
     let placed = locked(|t| {
         // What each route's pods hold, read once: nobody else changes it while the lock is held.
-        // (held, ended here) of each route's pods.
         let mut held: Vec<Option<(Vec<u32>, Vec<u32>)>> = vec![None; targets.len()];
         let mut out = Vec::with_capacity(wanted.len());
         let mut took = Vec::new();
         for (k, ((route, id), lease)) in wanted.iter().zip(&leases).enumerate() {
             let pods = targets[*route];
-            let (h, ended) = held[*route].get_or_insert_with(|| {
-                let refs: Vec<&Target> = pods.iter().collect();
-                let ended = ended_here(t, &refs);
-                (pods.iter().zip(&ended).map(|(p, e)| t.held(p.key).saturating_sub(*e)).collect(), ended)
-            });
-            let limits: Vec<u32> = pods.iter().map(|p| p.max.min(MAX_POD_CONCURRENCY)).collect();
+            let (h, ended) = held[*route].get_or_insert_with(|| held_here(t, &pods.iter().collect::<Vec<_>>()));
+            let limits: Vec<u32> = pods.iter().map(|p| p.max).collect();
             let Some(i) = pods::choose(&limits, h, turn.wrapping_add(k)) else {
                 out.push(None);
                 continue;
@@ -282,7 +285,7 @@ pub fn assign(targets: &[&[Target]], wanted: &[(usize, i64)], turn: usize) -> Ve
 /// Frees the slots of full pods whose leases have ended without their slot being freed (a
 /// claim or an outcome whose backend died before its commit callbacks ran). At most once a
 /// second per pod; reads only the messages named. True when it freed any.
-pub fn confirm(c: &mut SpiClient<'_>, targets: &[Target]) -> bool {
+pub fn confirm(c: &mut SpiClient<'_>, targets: &[&Target]) -> bool {
     let now = now_micros();
     let stale: Vec<Delivery> = locked(|t| {
         targets
@@ -316,7 +319,7 @@ pub fn rebuild(c: &mut SpiClient<'_>) {
         REBUILT_HERE.set(true);
         return;
     }
-    let open: Vec<(PodKey, u32, Delivery)> = db::select(
+    let open: Vec<(Target, Delivery)> = db::select(
         c,
         "SELECT m.application_id, m.lease_pod, coalesce(h.max_concurrency, $1), m.id, m.lease_id \
          FROM workflow.messages m LEFT JOIN workflow.handlers h ON h.application_id = m.application_id AND h.pod_id = m.lease_pod \
@@ -325,8 +328,7 @@ pub fn rebuild(c: &mut SpiClient<'_>) {
     )
     .filter_map(|r| {
         let lease = r.opt_uuid(5)?;
-        let max = u32::try_from(r.int(3)).unwrap_or(pods::DEFAULT_POD_CONCURRENCY);
-        Some((key(r.int(1), &r.text(2)), max, delivery(r.bigint(4), &lease)))
+        Some((Target::new(r.int(1), &r.text(2), r.int(3)), delivery(r.bigint(4), &lease)))
     })
     .collect();
     let now = now_micros();
@@ -334,12 +336,12 @@ pub fn rebuild(c: &mut SpiClient<'_>) {
         if !t.needs_rebuild(db) {
             return;
         }
-        for (k, max, d) in open {
+        for (target, d) in open {
             // A lease already in the table stays once (this can run again when more databases
             // than the table remembers were rebuilt). A lease that ended since the read leaves
             // its slot to `confirm`.
             if t.owner(db, d.lease).is_none() {
-                let _ = t.take(k, max, d, now - SETTLED_AFTER_MICROS);
+                let _ = t.take(target.key, target.max, d, now - SETTLED_AFTER_MICROS);
             }
         }
         t.mark_rebuilt(db);

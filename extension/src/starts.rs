@@ -21,10 +21,7 @@ fn run_key(c: &SpiClient<'_>, app: i32, run_id: &str) -> Option<[u8; 32]> {
 /// payload form event_create takes.
 fn stored_value(value: &Value, key: Option<&[u8; 32]>) -> WfResult<Value> {
     let bad = |e: String| WfError::bad_request(format!("the value cannot be serialized: {e}"));
-    let mut nonce = [0u8; wdk_value::NONCE_BYTES];
-    if !ffi::strong_random(&mut nonce) {
-        pgrx::error!("pgworld: no strong random source available for an encryption nonce");
-    }
+    let nonce: [u8; wdk_value::NONCE_BYTES] = ffi::random_bytes("an encryption nonce");
     let bytes = wdk_value::write(value, key, nonce).map_err(bad)?;
     Ok(Payload::Bytes(bytes).to_wire(Mode::Envelope))
 }

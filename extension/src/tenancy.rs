@@ -195,10 +195,7 @@ pub fn app_create(c: &mut SpiClient<'_>, label: &str) -> WfResult<Value> {
     let Some(app) = inserted else {
         return Ok(json!({"appId": label, "created": false}));
     };
-    let mut secret = vec![0u8; 32];
-    if !ffi::strong_random(&mut secret) {
-        pgrx::error!("pgworld: no strong random source available for the app secret");
-    }
+    let secret = ffi::random_bytes::<32>("the app secret").to_vec();
     with_cross_app(|| {
         db::update(c, "INSERT INTO workflow.app_secrets (application_id, secret) VALUES ($1, $2)", &[app.into(), secret.into()]);
         db::update(

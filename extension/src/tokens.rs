@@ -23,10 +23,7 @@ fn label_of(body: &Value) -> WfResult<String> {
 /// Writes a token row for `app` (None: an admin token) and answers with the token, once.
 fn create(app: Option<(i32, &str)>, body: &Value) -> WfResult<Value> {
     let label = label_of(body)?;
-    let mut secret = [0u8; SECRET_BYTES];
-    if !ffi::strong_random(&mut secret) {
-        pgrx::error!("pgworld: no strong random source available for the token");
-    }
+    let secret: [u8; SECRET_BYTES] = ffi::random_bytes("the token");
     let hash = tokens::hash(&secret).to_vec();
     let row = with_cross_app(|| {
         Spi::connect_mut(|c| {

@@ -188,6 +188,18 @@ pub async fn enqueue(c: &Client, envelope: Value) -> Result<std::result::Result<
     call(c, "SELECT workflow.queue_enqueue('{}', $1)", &[&envelope]).await
 }
 
+/// Enqueues `n` step messages for version `v1`; their numbers, in enqueue order.
+pub async fn enqueue_steps(c: &Client, n: usize) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let out = enqueue(c, serde_json::json!({"queueName": "__wkf_step_s", "message": {"i": i}, "deploymentId": "v1"}))
+            .await?
+            .map_err(|e| anyhow!("enqueue: {e:?}"))?;
+        ids.push(msg_num(out["messageId"].as_str().unwrap_or_default()));
+    }
+    Ok(ids)
+}
+
 /// Registers `pod` for `version` with the given endpoints in the session's app.
 pub async fn register(c: &Client, pod: &str, version: &str, endpoints: Value) -> Result<()> {
     let body = serde_json::json!({"podId": pod, "deploymentVersion": version, "endpoints": endpoints});

@@ -6,7 +6,7 @@
 
 use anyhow::{ensure, Result};
 use pgworld_it::cluster::PrivateCluster;
-use pgworld_it::{enqueue, msg_num, register_limited, TestDb};
+use pgworld_it::{enqueue_steps, register_limited, TestDb};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_postgres::Client;
@@ -25,17 +25,6 @@ async fn claim(c: &Client, max: i32, lease_seconds: f64) -> Result<Vec<(String, 
 
 async fn delivered(c: &Client, lease: &str) -> Result<bool> {
     Ok(c.query_one("SELECT workflow.dispatch_complete($1::text::uuid, '{\"outcome\": \"delivered\"}')", &[&lease]).await?.get(0))
-}
-
-async fn enqueue_n(c: &Client, n: usize) -> Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let out = enqueue(c, json!({"queueName": "__wkf_step_s", "message": {"i": i}, "deploymentId": "v1"}))
-            .await?
-            .map_err(|e| anyhow::anyhow!("enqueue: {e:?}"))?;
-        ids.push(msg_num(out["messageId"].as_str().unwrap_or_default()));
-    }
-    Ok(ids)
 }
 
 async fn leased(su: &Client) -> Result<i64> {
@@ -58,7 +47,7 @@ async fn a_full_pod_gets_nothing_more_from_any_session_until_a_lease_ends() -> R
     let c = db.session("default").await?;
     let su = db.superuser().await?;
     register_limited(&c, "pod-1", "v1", endpoints("pod-1"), 2).await?;
-    enqueue_n(&c, 6).await?;
+    enqueue_steps(&c, 6).await?;
     let a = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
     let b = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
 
@@ -109,7 +98,7 @@ async fn the_oldest_messages_go_to_the_pods_with_room() -> Result<()> {
     let c = db.session("default").await?;
     register_limited(&c, "small", "v1", endpoints("small"), 1).await?;
     register_limited(&c, "large", "v1", endpoints("large"), 3).await?;
-    let ids = enqueue_n(&c, 6).await?;
+    let ids = enqueue_steps(&c, 6).await?;
     let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
     let got = claim(&d, 10, 60.0).await?;
     let claimed: Vec<i64> = got.iter().map(|g| g.1).collect();
@@ -125,7 +114,7 @@ async fn an_expired_lease_gives_its_slot_back() -> Result<()> {
     let db = TestDb::new().await?;
     let c = db.session("default").await?;
     register_limited(&c, "pod-1", "v1", endpoints("pod-1"), 1).await?;
-    let ids = enqueue_n(&c, 2).await?;
+    let ids = enqueue_steps(&c, 2).await?;
     let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
     let first = claim(&d, 10, 0.2).await?;
     ensure!(first.len() == 1 && first[0].1 == ids[0], "{first:?}");
@@ -142,7 +131,7 @@ async fn a_slot_whose_lease_ended_behind_pgworlds_back_is_freed() -> Result<()> 
     let c = db.session("default").await?;
     let su = db.superuser().await?;
     register_limited(&c, "pod-1", "v1", endpoints("pod-1"), 1).await?;
-    enqueue_n(&c, 2).await?;
+    enqueue_steps(&c, 2).await?;
     let d = db.session_as(pgworld_it::DISPATCHER_ROLE).await?;
     let first = claim(&d, 10, 3600.0).await?;
     ensure!(first.len() == 1);
@@ -164,7 +153,7 @@ async fn a_slot_whose_lease_ended_behind_pgworlds_back_is_freed() -> Result<()> 
 async fn open_leases_keep_their_slots_across_a_server_restart() -> Result<()> {
     let (cluster, admin) = PrivateCluster::with_pgworld().await?;
     register_limited(&admin, "pod-1", "v1", endpoints("pod-1"), 1).await?;
-    enqueue_n(&admin, 2).await?;
+    enqueue_steps(&admin, 2).await?;
     let d = pgworld_it::connect(&cluster.url(pgworld_it::DISPATCHER_ROLE)).await?;
     let first = claim(&d, 10, 3600.0).await?;
     ensure!(first.len() == 1);

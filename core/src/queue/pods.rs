@@ -134,23 +134,10 @@ impl<const P: usize, const S: usize, const R: usize> PodTable<P, S, R> {
         Ok(())
     }
 
-    /// Frees the slot of the lease `lease` in database `db`, wherever it is; false when none
-    /// holds it. (A lease tag is 64 random bits: it names one delivery.)
-    pub fn release(&mut self, db: u32, lease: u64) -> bool {
-        for pod in self.pods.iter_mut().filter(|p| p.held > 0 && p.key.db == db) {
-            let held = pod.held as usize;
-            if let Some(j) = pod.slots[..held].iter().position(|s| s.delivery.lease == lease) {
-                pod.slots[j] = pod.slots[held - 1];
-                pod.held -= 1;
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Frees the slots of every lease in `leases` (sorted) in database `db`, in one pass over
-    /// the table; how many it freed.
-    pub fn release_many(&mut self, db: u32, leases: &[u64]) -> usize {
+    /// Frees the slots of every lease in `leases` (sorted) in database `db`, wherever they are,
+    /// in one pass over the table; how many it freed. (A lease tag is 64 random bits: it names
+    /// one delivery.)
+    pub fn release(&mut self, db: u32, leases: &[u64]) -> usize {
         let mut freed = 0;
         for pod in self.pods.iter_mut().filter(|p| p.held > 0 && p.key.db == db) {
             let mut j = 0;
@@ -243,8 +230,8 @@ mod tests {
         assert_eq!(t.take(A, 2, d(2), 0), Ok(()));
         assert_eq!(t.take(A, 2, d(3), 0), Err(Full::Pod));
         assert_eq!(t.held(A), 2);
-        assert!(t.release(1, d(1).lease));
-        assert!(!t.release(1, d(1).lease), "releasing twice frees one slot");
+        assert_eq!(t.release(1, &[d(1).lease]), 1);
+        assert_eq!(t.release(1, &[d(1).lease]), 0, "releasing twice frees one slot");
         assert_eq!(t.take(A, 2, d(3), 0), Ok(()));
         assert_eq!(t.held(A), 2);
     }
@@ -259,7 +246,7 @@ mod tests {
         assert_eq!(t.take(D, 4, d(5), 0), Ok(()));
         let mut leases = vec![d(3).lease, d(1).lease, d(4).lease, d(5).lease, 12345];
         leases.sort_unstable();
-        assert_eq!(t.release_many(1, &leases), 3, "d(5) is in another database");
+        assert_eq!(t.release(1, &leases), 3, "d(5) is in another database");
         assert_eq!((t.held(A), t.held(B), t.held(D)), (1, 0, 1));
         assert_eq!(t.owner(1, d(2).lease), Some(A));
     }
@@ -278,9 +265,9 @@ mod tests {
         let mut t = Small::boxed();
         assert_eq!(t.take(A, 4, d(1), 0), Ok(()));
         assert_eq!(t.take(D, 4, d(1), 0), Ok(()));
-        assert!(!t.release(1, 999), "another lease of the same message");
+        assert_eq!(t.release(1, &[999]), 0, "another lease of the same message");
         assert_eq!(t.owner(2, d(1).lease), Some(D));
-        assert!(t.release(2, d(1).lease));
+        assert_eq!(t.release(2, &[d(1).lease]), 1);
         assert_eq!((t.held(A), t.held(D)), (1, 0));
         assert_eq!(t.owner(2, d(1).lease), None);
     }
@@ -292,7 +279,7 @@ mod tests {
         assert_eq!(t.take(B, 4, d(2), 0), Ok(()));
         assert_eq!(t.take(C, 4, d(3), 0), Ok(()));
         assert_eq!(t.take(D, 4, d(4), 0), Err(Full::Table));
-        t.release(1, d(2).lease);
+        assert_eq!(t.release(1, &[d(2).lease]), 1);
         assert_eq!(t.take(D, 4, d(4), 0), Ok(()));
         assert_eq!(t.held(B), 0);
     }

@@ -24,6 +24,7 @@ macro_rules! text_enum {
     };
 }
 
+pub mod active_runs;
 pub mod api;
 pub mod attributes;
 pub mod cbor;
@@ -40,6 +41,7 @@ pub mod queue;
 pub mod render;
 pub mod request;
 pub mod sdk;
+pub mod sql_text;
 pub mod streams;
 pub mod template;
 pub mod tokens;

@@ -56,6 +56,9 @@ pub struct Lookups {
     pub version: Option<String>,
     /// The response carries the run, so its payload columns must be read too.
     pub run_payloads: bool,
+    /// The child row should exist already (the event moves it on), so it can be locked
+    /// together with the run.
+    pub child_expected: bool,
 }
 
 pub fn lookups(req: &CreateRequest) -> Lookups {
@@ -65,21 +68,29 @@ pub fn lookups(req: &CreateRequest) -> Lookups {
     match &req.body {
         Body::RunCreated(b) | Body::RunStarted(b) => l.version = b.deployment_id.clone(),
         Body::AttrSet(_) => l.attr_correlation = corr,
-        Body::StepCreated { .. }
-        | Body::StepStarted { .. }
-        | Body::StepCompleted { .. }
-        | Body::StepFailed { .. }
-        | Body::StepRetrying { .. } => l.child = Some(ChildKind::Step),
+        Body::StepCreated { .. } => l.child = Some(ChildKind::Step),
+        Body::StepStarted { .. } | Body::StepCompleted { .. } | Body::StepFailed { .. } | Body::StepRetrying { .. } => {
+            l.child = Some(ChildKind::Step);
+            l.child_expected = true;
+        }
         Body::HookCreated(h) => {
             l.child = Some(ChildKind::Hook);
             l.token = Some(h.token.clone());
         }
         Body::HookReceived => {
             l.child = Some(ChildKind::Hook);
+            l.child_expected = true;
             l.resume_id = req.resume_id.clone();
         }
-        Body::HookDisposed => l.child = Some(ChildKind::Hook),
-        Body::WaitCreated { .. } | Body::WaitCompleted => l.child = Some(ChildKind::Wait),
+        Body::HookDisposed => {
+            l.child = Some(ChildKind::Hook);
+            l.child_expected = true;
+        }
+        Body::WaitCreated { .. } => l.child = Some(ChildKind::Wait),
+        Body::WaitCompleted => {
+            l.child = Some(ChildKind::Wait);
+            l.child_expected = true;
+        }
         Body::RunCompleted { .. } | Body::RunFailed { .. } | Body::RunCancelled | Body::RunExpired => {}
     }
     l

@@ -24,9 +24,26 @@ impl<T, E: Display> OrInternal<T> for Result<T, E> {
     }
 }
 
+/// FNV-1a: the plan cache is looked up by SQL text on every statement, and SipHash over a few
+/// hundred bytes of it showed in profiles. The keys are pgworld's own SQL, not callers' input.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let start = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        self.0 = bytes.iter().fold(start, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 thread_local! {
     // Plans live for the backend's life (SPI_keepplan); PostgreSQL re-plans them when the schema changes.
-    static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+    static PLANS: RefCell<FnvMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(FnvMap::default());
 }
 
 fn plan_for(c: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>], mutating: bool) -> Rc<OwnedPreparedStatement> {
@@ -50,6 +67,38 @@ pub fn select<'c>(c: &SpiClient<'c>, sql: &str, args: &[DatumWithOid<'_>]) -> Sp
 pub fn update<'c>(c: &mut SpiClient<'c>, sql: &str, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'c> {
     let plan = plan_for(c, sql, args, true);
     c.update(&*plan, None, args).or_internal(sql)
+}
+
+/// Writes that run as one statement: each part becomes a data-modifying `WITH` item ahead of
+/// the last, which is the statement itself (and the only one whose rows come back). Every part
+/// numbers its parameters from `$1`; they are renumbered here. The parts see one snapshot and
+/// none sees another's rows, so they must touch different rows.
+#[derive(Default)]
+pub struct Writes<'a> {
+    parts: Vec<String>,
+    args: Vec<DatumWithOid<'a>>,
+}
+
+impl<'a> Writes<'a> {
+    pub fn add(&mut self, sql: &str, args: Vec<DatumWithOid<'a>>) {
+        self.parts.push(pgworld_core::sql_text::renumber(sql, self.args.len()));
+        self.args.extend(args);
+    }
+
+    /// Runs the parts; the rows are the last part's.
+    pub fn run<'c>(mut self, c: &mut SpiClient<'c>) -> Option<SpiTupleTable<'c>> {
+        let last = self.parts.pop()?;
+        let mut sql = String::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            sql.push_str(if i == 0 { "WITH " } else { ", " });
+            sql.push_str(&format!("w{i} AS ({part})"));
+        }
+        if !sql.is_empty() {
+            sql.push(' ');
+        }
+        sql.push_str(&last);
+        Some(update(c, &sql, &self.args))
+    }
 }
 
 /// True when a read-only statement returns at least one row.
@@ -149,5 +198,57 @@ impl Row for SpiHeapTupleData<'_> {
     }
     fn at(&self, i: usize) -> i64 {
         required(self.ts(i), "timestamptz", i)
+    }
+}
+
+/// A row read from column `offset + 1` on: the entity readers of a statement that returns two
+/// entities side by side.
+pub struct Shifted<'r, R: Row>(pub &'r R, pub usize);
+
+impl<R: Row> Row for Shifted<'_, R> {
+    fn text(&self, i: usize) -> String {
+        self.0.text(i + self.1)
+    }
+    fn opt_text(&self, i: usize) -> Option<String> {
+        self.0.opt_text(i + self.1)
+    }
+    fn int(&self, i: usize) -> i32 {
+        self.0.int(i + self.1)
+    }
+    fn bigint(&self, i: usize) -> i64 {
+        self.0.bigint(i + self.1)
+    }
+    fn opt_int(&self, i: usize) -> Option<i32> {
+        self.0.opt_int(i + self.1)
+    }
+    fn opt_bigint(&self, i: usize) -> Option<i64> {
+        self.0.opt_bigint(i + self.1)
+    }
+    fn flag(&self, i: usize) -> bool {
+        self.0.flag(i + self.1)
+    }
+    fn bytes(&self, i: usize) -> Vec<u8> {
+        self.0.bytes(i + self.1)
+    }
+    fn opt_bytes(&self, i: usize) -> Option<Vec<u8>> {
+        self.0.opt_bytes(i + self.1)
+    }
+    fn uuid(&self, i: usize) -> pgrx::Uuid {
+        self.0.uuid(i + self.1)
+    }
+    fn opt_uuid(&self, i: usize) -> Option<pgrx::Uuid> {
+        self.0.opt_uuid(i + self.1)
+    }
+    fn opt_bool(&self, i: usize) -> Option<bool> {
+        self.0.opt_bool(i + self.1)
+    }
+    fn json(&self, i: usize) -> Option<Value> {
+        self.0.json(i + self.1)
+    }
+    fn ts(&self, i: usize) -> Option<i64> {
+        self.0.ts(i + self.1)
+    }
+    fn at(&self, i: usize) -> i64 {
+        self.0.at(i + self.1)
     }
 }

@@ -2,10 +2,10 @@
 //! decide, apply its writes, answer. Lock order (events.md §2): run row → child row → hook token
 //! → slot allocation → the app's active-run counter.
 
-use crate::db::{self, json_datum, opt_ts_datum, ts_datum, OrInternal, Row};
+use crate::db::{self, OrInternal, Row, Writes};
 use crate::entities::*;
-use crate::{ffi, guc, quotas, tenancy};
-use pgrx::datum::{DatumWithOid, JsonB};
+use crate::{event_writes, ffi, guc, quotas, tenancy};
+
 use pgrx::spi::SpiClient;
 use pgrx::Spi;
 use pgworld_core::ids::MonotonicUlid;
@@ -52,9 +52,9 @@ pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value
         let needs = plan::lookups(&req);
         // A lost race on a contended insert (resilient start, hook token) re-reads and re-plans once.
         for _ in 0..2 {
-            let state = gather(c, app, &run_id, &req, &needs);
+            let (state, max_runs) = gather(c, app, &run_id, &req, &needs);
             let plan = plan::plan(&req, &state, &ctx)?;
-            if let Some(reply) = apply(c, app, &req, &state, &plan, &ctx)? {
+            if let Some(reply) = apply(c, app, &req, &state, &plan, &ctx, max_runs)? {
                 return Ok(reply);
             }
         }
@@ -62,37 +62,97 @@ pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value
     })
 }
 
-fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, needs: &Lookups) -> State {
-    // The run row lock and the app's event quota in one statement: this runs for every event.
+/// A child row read together with its run's lock.
+enum Child {
+    Unread,
+    Step(Step),
+    Hook(Hook),
+    Wait(Wait),
+}
+
+/// `cols` qualified by `alias` (items that are expressions stay as they are).
+fn qualified(cols: &str, alias: &str) -> String {
+    cols.split(',')
+        .map(|c| c.trim())
+        .map(|c| if c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') { format!("{alias}.{c}") } else { c.to_owned() })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn run_and_child_sql(kind: ChildKind, run_cols: &str) -> String {
+    let (table, id, cols) = match kind {
+        ChildKind::Step => ("steps", "step_id", STEP_COLS),
+        ChildKind::Hook => ("hooks", "hook_id", HOOK_COLS),
+        ChildKind::Wait => ("waits", "wait_id", WAIT_COLS),
+    };
+    format!(
+        "SELECT {}, (SELECT q.max_events_per_run FROM workflow.quotas q WHERE q.application_id = $1)::bigint, {} \
+         FROM workflow.runs r JOIN workflow.{table} k ON k.application_id = r.application_id AND k.run_id = r.run_id AND k.{id} = $3 \
+         WHERE r.application_id = $1 AND r.run_id = $2 FOR UPDATE OF r, k",
+        qualified(run_cols, "r"),
+        qualified(cols, "k")
+    )
+}
+
+/// The state the rules need, and (for a run about to be created) the app's `maxRuns`.
+fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, needs: &Lookups) -> (State, Option<i64>) {
     let cols = if needs.run_payloads { RUN_COLS } else { RUN_COLS_LIGHT };
-    let run_sql = format!(
-        "SELECT {cols}, (SELECT q.max_events_per_run FROM workflow.quotas q WHERE q.application_id = $1)::bigint \
-         FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE"
-    );
-    let locked =
-        db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| (run_from(&r), r.opt_bigint(RUN_COL_COUNT + 1)));
-    let (run, max_events, version_expired) = match locked {
-        Some((run, quota)) => (Some(run), quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), false),
+    let corr = req.correlation_id.clone().unwrap_or_default();
+    let key = [app.into(), run_id.into(), corr.as_str().into()];
+    let mut child = Child::Unread;
+    // An event that moves an existing child on locks it with the run, in one statement (run
+    // first, then the child: the lock order). Locking both lets the rows be re-read at their
+    // latest versions if a concurrent writer held them.
+    let mut locked = None;
+    if let (Some(kind), true) = (needs.child, needs.child_expected) {
+        let sql = run_and_child_sql(kind, cols);
+        if let Some(r) = db::update(c, &sql, &key).next() {
+            let at = db::Shifted(&r, RUN_COL_COUNT + 1);
+            child = match kind {
+                ChildKind::Step => Child::Step(step_from(&at)),
+                ChildKind::Hook => Child::Hook(hook_from(&at).0),
+                ChildKind::Wait => Child::Wait(wait_from(&at)),
+            };
+            locked = Some((run_from(&r), r.opt_bigint(RUN_COL_COUNT + 1)));
+        }
+    }
+    if locked.is_none() {
+        // The run row lock and the app's event quota in one statement.
+        let run_sql = format!(
+            "SELECT {cols}, (SELECT q.max_events_per_run FROM workflow.quotas q WHERE q.application_id = $1)::bigint \
+             FROM workflow.runs WHERE application_id = $1 AND run_id = $2 FOR UPDATE"
+        );
+        locked =
+            db::update(c, &run_sql, &[app.into(), run_id.into()]).next().map(|r| (run_from(&r), r.opt_bigint(RUN_COL_COUNT + 1)));
+    }
+    let (run, max_events, version_expired, max_runs) = match locked {
+        Some((run, quota)) => (Some(run), quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), false, None),
         None => {
-            // A run about to be created: its quota and its version's status in one statement.
+            // A run about to be created: its quotas and its version's status in one statement.
             let row = db::select(
                 c,
-                "SELECT (SELECT q.max_events_per_run FROM workflow.quotas q WHERE q.application_id = $1)::bigint, \
+                "SELECT q.max_events_per_run::bigint, q.max_runs::bigint, \
                  EXISTS (SELECT 1 FROM workflow.deployment_versions v \
-                         WHERE v.application_id = $1 AND v.deployment_id = $2 AND v.status = 'expired')",
+                         WHERE v.application_id = $1 AND v.deployment_id = $2 AND v.status = 'expired') \
+                 FROM (SELECT) AS one LEFT JOIN workflow.quotas q ON q.application_id = $1",
                 &[app.into(), needs.version.clone().into()],
             )
             .next()
-            .map(|r| (r.opt_bigint(1), r.flag(2)));
-            let (quota, expired) = row.ok_or("no row").or_internal("quota and version status");
-            (None, quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), expired)
+            .map(|r| (r.opt_bigint(1), r.opt_bigint(2), r.flag(3)));
+            let (quota, max_runs, expired) = row.ok_or("no row").or_internal("quotas and version status");
+            (None, quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), expired, max_runs)
         }
     };
     let mut state = State { max_events_per_run: max_events, version_expired, ..State::default() };
-    let corr = req.correlation_id.clone().unwrap_or_default();
-    let key = [app.into(), run_id.into(), corr.as_str().into()];
     if run.is_some() {
-        match needs.child {
+        let child_read = !matches!(child, Child::Unread);
+        match child {
+            Child::Step(s) => state.step = Some(s),
+            Child::Hook(h) => state.hook = Some(h),
+            Child::Wait(w) => state.wait = Some(w),
+            Child::Unread => {}
+        }
+        match needs.child.filter(|_| !child_read) {
             Some(ChildKind::Step) => {
                 let sql = format!("SELECT {STEP_COLS} FROM workflow.steps WHERE application_id = $1 AND run_id = $2 AND step_id = $3 FOR UPDATE");
                 state.step = db::update(c, &sql, &key).next().map(|r| step_from(&r));
@@ -131,18 +191,26 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
         }
     }
     state.run = run;
-    state
+    (state, max_runs)
 }
 
 /// Applies a plan. `Ok(None)`: a concurrent writer won a contended insert first; nothing was written.
-fn apply(c: &mut SpiClient<'_>, app: i32, req: &CreateRequest, state: &State, plan: &Plan, ctx: &Ctx) -> WfResult<Option<Value>> {
+fn apply(
+    c: &mut SpiClient<'_>,
+    app: i32,
+    req: &CreateRequest,
+    state: &State,
+    plan: &Plan,
+    ctx: &Ctx,
+    max_runs: Option<i64>,
+) -> WfResult<Option<Value>> {
     let before = state.run.as_ref().map_or(0, |r| r.event_count);
     let count_after = before + plan.events.len() as i64;
     let run_id = plan.run_id.as_str();
 
     // Contended inserts go first, so losing one leaves nothing to undo.
     if let RunWrite::Insert(run) = &plan.run {
-        if !insert_run(c, app, run, count_after) {
+        if !event_writes::insert_run(c, app, run, count_after) {
             if req.event_type == EventType::RunCreated {
                 return Err(WfError::new(Code::RunExists, format!("Run {run_id} already exists")));
             }
@@ -150,54 +218,20 @@ fn apply(c: &mut SpiClient<'_>, app: i32, req: &CreateRequest, state: &State, pl
         }
     }
     if let ChildWrite::Hook(Write::Insert(h)) = &plan.child {
-        if !insert_hook(c, app, h) {
+        if !event_writes::insert_hook(c, app, h) {
             return Ok(None);
         }
     }
-    match &plan.child {
-        ChildWrite::Step(Write::Insert(s)) => insert_step(c, app, s),
-        ChildWrite::Step(Write::Update(s)) => update_step(c, app, s),
-        ChildWrite::Hook(Write::Update(h)) => update_hook(c, app, h),
-        ChildWrite::Wait(Write::Insert(w)) => insert_wait(c, app, w),
-        ChildWrite::Wait(Write::Update(w)) => update_wait(c, app, w),
-        ChildWrite::Hook(Write::Insert(_)) | ChildWrite::None => {}
-    }
-    if let RunWrite::Update(run) = &plan.run {
-        update_run(c, app, run, count_after);
-    }
-    // When only the event count moves, the first append carries the bump (one statement less).
-    let bump_with_first = matches!(plan.run, RunWrite::None);
-    let mut appended = Vec::with_capacity(plan.events.len());
-    for (i, e) in plan.events.iter().enumerate() {
-        let slot = before + i as i64 + 1;
-        let sql = if i == 0 && bump_with_first {
-            "WITH bump AS (UPDATE workflow.runs SET event_count = $11 WHERE application_id = $1 AND run_id = $2) \
-             INSERT INTO workflow.events (application_id, run_id, slot, event_type, correlation_id, event_data, spec_version, \
-             created_at, resume_id, resume_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq"
-        } else {
-            "INSERT INTO workflow.events (application_id, run_id, slot, event_type, correlation_id, event_data, spec_version, \
-             created_at, resume_id, resume_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq"
-        };
-        let mut args: Vec<DatumWithOid<'_>> = vec![
-            app.into(),
-            run_id.into(),
-            slot.into(),
-            e.event_type.as_str().into(),
-            e.correlation_id.clone().into(),
-            e.event_data.clone().map(|m| JsonB(Value::Object(m))).into(),
-            e.spec_version.into(),
-            ts_datum(ctx.now).into(),
-            e.resume_id.clone().into(),
-            e.resume_digest.clone().into(),
-        ];
-        if i == 0 && bump_with_first {
-            args.push(count_after.into());
-        }
-        let seq = db::update(c, sql, &args).next().map(|r| r.bigint(1)).unwrap_or_default();
-        appended.push(Event {
+    let admission = if plan.new_active_run { Some(quotas::admit_run(c, app, max_runs)?) } else { None };
+
+    let appended: Vec<Event> = plan
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Event {
             run_id: run_id.to_owned(),
-            slot,
-            seq,
+            slot: before + i as i64 + 1,
+            seq: 0,
             event_type: e.event_type.as_str().to_owned(),
             correlation_id: e.correlation_id.clone(),
             event_data: e.event_data.clone(),
@@ -205,14 +239,56 @@ fn apply(c: &mut SpiClient<'_>, app: i32, req: &CreateRequest, state: &State, pl
             created_at: ctx.now,
             resume_id: e.resume_id.clone(),
             resume_digest: e.resume_digest.clone(),
-        });
+        })
+        .collect();
+    let mut w = Writes::default();
+    match &plan.child {
+        ChildWrite::Step(Write::Insert(s)) => event_writes::insert_step(&mut w, app, s),
+        ChildWrite::Step(Write::Update(s)) => event_writes::update_step(&mut w, app, s),
+        ChildWrite::Hook(Write::Update(h)) => event_writes::update_hook(&mut w, app, h),
+        ChildWrite::Wait(Write::Insert(wt)) => event_writes::insert_wait(&mut w, app, wt),
+        ChildWrite::Wait(Write::Update(wt)) => event_writes::update_wait(&mut w, app, wt),
+        ChildWrite::Hook(Write::Insert(_)) | ChildWrite::None => {}
     }
+    match &plan.run {
+        RunWrite::Update(run) => event_writes::update_run(&mut w, app, run, count_after),
+        RunWrite::None if !appended.is_empty() => event_writes::bump_run(&mut w, app, run_id, count_after),
+        RunWrite::None | RunWrite::Insert(_) => {}
+    }
+    let mut counter = None;
     if plan.terminated {
-        terminate(c, app, run_id, ctx.now);
+        if matches!(plan.child, ChildWrite::None) {
+            event_writes::terminate(&mut w, app, run_id, ctx.now);
+        } else {
+            // Never planned today; were it, the child's row must not be written twice in one statement.
+            let mut own = Writes::default();
+            event_writes::terminate(&mut own, app, run_id, ctx.now);
+            own.run(c);
+        }
+        counter = Some((quotas::end_run(c, app), -1));
     }
-    if plan.new_active_run {
-        quotas::admit_run(c, app)?;
+    if let Some(quotas::Admission::Counted { shard }) = admission {
+        counter = Some((shard, counter.map_or(0, |(_, d)| d) + 1));
     }
+    if let Some((shard, delta)) = counter {
+        event_writes::count_runs(&mut w, app, shard, delta);
+    }
+    let mut seqs = Vec::with_capacity(appended.len());
+    for (i, e) in appended.iter().enumerate() {
+        let rows = if i == 0 {
+            let mut first = std::mem::take(&mut w);
+            first.add(event_writes::INSERT_EVENT, event_writes::event_args(app, e));
+            first.run(c)
+        } else {
+            Some(db::update(c, event_writes::INSERT_EVENT, &event_writes::event_args(app, e)))
+        };
+        seqs.push(rows.and_then(|mut t| t.next().map(|r| r.bigint(1))).unwrap_or_default());
+    }
+    w.run(c);
+    if let Some(quotas::Admission::Serialized) = admission {
+        quotas::admit_run_serialized(c, app)?;
+    }
+    let appended: Vec<Event> = appended.into_iter().zip(seqs).map(|(e, seq)| Event { seq, ..e }).collect();
     Ok(Some(reply(c, app, req, state, plan, &appended, before)))
 }
 
@@ -273,183 +349,4 @@ fn reply(c: &SpiClient<'_>, app: i32, req: &CreateRequest, state: &State, plan: 
         }
     }
     Value::Object(out)
-}
-
-fn insert_run(c: &mut SpiClient<'_>, app: i32, r: &Run, event_count: i64) -> bool {
-    db::update_any(
-        c,
-        "INSERT INTO workflow.runs (application_id, run_id, status, deployment_id, workflow_name, spec_version, event_count, \
-         execution_context, input, attributes, encryption_public_key, created_at, updated_at, started_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-         ON CONFLICT (application_id, run_id) DO NOTHING RETURNING 1",
-        &[
-            app.into(),
-            r.run_id.as_str().into(),
-            r.status.as_str().into(),
-            r.deployment_id.as_str().into(),
-            r.workflow_name.as_str().into(),
-            r.spec_version.into(),
-            event_count.into(),
-            json_datum(&r.execution_context).into(),
-            json_datum(&r.input).into(),
-            JsonB(Value::Object(r.attributes.clone())).into(),
-            r.encryption_public_key.clone().into(),
-            ts_datum(r.created_at).into(),
-            ts_datum(r.updated_at).into(),
-            opt_ts_datum(r.started_at).into(),
-        ],
-    )
-}
-
-fn update_run(c: &mut SpiClient<'_>, app: i32, r: &Run, event_count: i64) {
-    db::update(
-        c,
-        "UPDATE workflow.runs SET status = $3, output = $4, error = $5, error_code = $6, attributes = $7, updated_at = $8, \
-         started_at = $9, completed_at = $10, expired_at = $11, event_count = $12 WHERE application_id = $1 AND run_id = $2",
-        &[
-            app.into(),
-            r.run_id.as_str().into(),
-            r.status.as_str().into(),
-            json_datum(&r.output).into(),
-            json_datum(&r.error).into(),
-            r.error_code.clone().into(),
-            JsonB(Value::Object(r.attributes.clone())).into(),
-            ts_datum(r.updated_at).into(),
-            opt_ts_datum(r.started_at).into(),
-            opt_ts_datum(r.completed_at).into(),
-            opt_ts_datum(r.expired_at).into(),
-            event_count.into(),
-        ],
-    );
-}
-
-fn insert_step(c: &mut SpiClient<'_>, app: i32, s: &Step) {
-    db::update(
-        c,
-        "INSERT INTO workflow.steps (application_id, run_id, step_id, step_name, status, attempt, spec_version, input, \
-         created_slot, created_at, updated_at, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        &[
-            app.into(),
-            s.run_id.as_str().into(),
-            s.step_id.as_str().into(),
-            s.step_name.as_str().into(),
-            s.status.as_str().into(),
-            s.attempt.into(),
-            s.spec_version.into(),
-            json_datum(&s.input).into(),
-            s.created_slot.into(),
-            ts_datum(s.created_at).into(),
-            ts_datum(s.updated_at).into(),
-            opt_ts_datum(s.started_at).into(),
-        ],
-    );
-}
-
-fn update_step(c: &mut SpiClient<'_>, app: i32, s: &Step) {
-    db::update(
-        c,
-        "UPDATE workflow.steps SET status = $4, attempt = $5, output = $6, error = $7, retry_after = $8, updated_at = $9, \
-         started_at = $10, completed_at = $11 WHERE application_id = $1 AND run_id = $2 AND step_id = $3",
-        &[
-            app.into(),
-            s.run_id.as_str().into(),
-            s.step_id.as_str().into(),
-            s.status.as_str().into(),
-            s.attempt.into(),
-            json_datum(&s.output).into(),
-            json_datum(&s.error).into(),
-            opt_ts_datum(s.retry_after).into(),
-            ts_datum(s.updated_at).into(),
-            opt_ts_datum(s.started_at).into(),
-            opt_ts_datum(s.completed_at).into(),
-        ],
-    );
-}
-
-/// Claims the token through the live-token unique index; false when another live hook holds it.
-fn insert_hook(c: &mut SpiClient<'_>, app: i32, h: &Hook) -> bool {
-    db::update_any(
-        c,
-        "INSERT INTO workflow.hooks (application_id, run_id, hook_id, token, status, owner_id, project_id, environment, metadata, \
-         is_webhook, is_system, spec_version, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (application_id, token) WHERE status <> 'disposed' DO NOTHING RETURNING hook_seq",
-        &[
-            app.into(),
-            h.run_id.as_str().into(),
-            h.hook_id.as_str().into(),
-            h.token.as_str().into(),
-            h.status.as_str().into(),
-            h.owner_id.as_str().into(),
-            h.project_id.as_str().into(),
-            h.environment.as_str().into(),
-            json_datum(&h.metadata).into(),
-            h.is_webhook.into(),
-            h.is_system.into(),
-            h.spec_version.into(),
-            ts_datum(h.created_at).into(),
-        ],
-    )
-}
-
-fn update_hook(c: &mut SpiClient<'_>, app: i32, h: &Hook) {
-    db::update(
-        c,
-        "UPDATE workflow.hooks SET status = $4, received_at = $5, disposed_at = $6 WHERE application_id = $1 AND run_id = $2 AND hook_id = $3",
-        &[
-            app.into(),
-            h.run_id.as_str().into(),
-            h.hook_id.as_str().into(),
-            h.status.as_str().into(),
-            opt_ts_datum(h.received_at).into(),
-            opt_ts_datum(h.disposed_at).into(),
-        ],
-    );
-}
-
-fn insert_wait(c: &mut SpiClient<'_>, app: i32, w: &Wait) {
-    db::update(
-        c,
-        "INSERT INTO workflow.waits (application_id, run_id, wait_id, status, resume_at, spec_version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        &[
-            app.into(),
-            w.run_id.as_str().into(),
-            w.wait_id.as_str().into(),
-            w.status.as_str().into(),
-            opt_ts_datum(w.resume_at).into(),
-            w.spec_version.into(),
-            ts_datum(w.created_at).into(),
-            ts_datum(w.updated_at).into(),
-        ],
-    );
-}
-
-fn update_wait(c: &mut SpiClient<'_>, app: i32, w: &Wait) {
-    db::update(
-        c,
-        "UPDATE workflow.waits SET status = $4, completed_at = $5, updated_at = $6 WHERE application_id = $1 AND run_id = $2 AND wait_id = $3",
-        &[
-            app.into(),
-            w.run_id.as_str().into(),
-            w.wait_id.as_str().into(),
-            w.status.as_str().into(),
-            opt_ts_datum(w.completed_at).into(),
-            ts_datum(w.updated_at).into(),
-        ],
-    );
-}
-
-/// Run termination effects (events.md §7): hooks disposed (tokens freed), waits completed,
-/// the run's active-run slot released. No events are written for these. One statement: the
-/// data-modifying CTEs run whether or not anything reads them.
-fn terminate(c: &mut SpiClient<'_>, app: i32, run_id: &str, now: i64) {
-    db::update(
-        c,
-        "WITH hooks AS (UPDATE workflow.hooks SET status = 'disposed', disposed_at = $3 \
-                        WHERE application_id = $1 AND run_id = $2 AND status <> 'disposed'), \
-              waits AS (UPDATE workflow.waits SET status = 'completed', completed_at = $3, updated_at = $3 \
-                        WHERE application_id = $1 AND run_id = $2 AND status = 'waiting') \
-         UPDATE workflow.run_counters SET active = active - 1 WHERE application_id = $1 AND shard = $4::smallint",
-        &[app.into(), run_id.into(), ts_datum(now).into(), quotas::release_shard().into()],
-    );
 }

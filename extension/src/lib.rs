@@ -10,11 +10,13 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+mod active_runs;
 mod api;
 mod claim;
 mod db;
 mod dispatch;
 mod entities;
+mod event_writes;
 mod events;
 mod externs;
 mod facts;
@@ -31,6 +33,7 @@ mod reads;
 mod reply;
 mod retention;
 mod runs;
+mod shmem;
 mod starts;
 mod streams;
 mod tenancy;
@@ -44,10 +47,13 @@ extension_sql_file!("../../sql/operate.sql", name = "operate", requires = ["sche
 extension_sql_file!("../../sql/functions.sql", name = "functions", requires = ["operate"]);
 extension_sql_file!("../../sql/api.sql", name = "api", finalize);
 
+/// pgworld's tables in shared memory (when preloaded).
+static SHARED: [&dyn shmem::Shared; 2] = [&pods::SLOTS, &active_runs::COUNTS];
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
-    pods::init();
+    shmem::init(&SHARED);
 }
 
 /// Creates an app without the admin check: only the install script calls it (for `default`).

@@ -7,108 +7,30 @@
 //! commits, so an aborted outcome leaves the slot held with the lease.
 
 use crate::db::{self, Row};
-use pgrx::pg_sys;
+use crate::shmem::{database, Region};
 use pgrx::spi::SpiClient;
 use pgrx::{register_xact_callback, PgXactCallbackEvent, Uuid};
 use pgworld_core::queue::pods::{self, Delivery, Full, PodKey, MAX_POD_CONCURRENCY};
 use std::cell::RefCell;
-use std::ffi::CStr;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// 1024 pods of up to 256 deliveries each (about 6 MB), cluster-wide; 256 databases.
 type Table = pods::PodTable<1024, { MAX_POD_CONCURRENCY as usize }, 256>;
 
-const NAME: &CStr = c"pgworld_pod_slots";
 /// How often a full pod's slots are checked against the leases, and how old a slot must be to
 /// be checked (its claim has surely ended by then).
 const CHECK_EVERY_MICROS: i64 = 1_000_000;
 const SETTLED_AFTER_MICROS: i64 = 10_000_000;
 
-static TABLE: AtomicPtr<Table> = AtomicPtr::new(std::ptr::null_mut());
-static LOCK: AtomicPtr<pg_sys::LWLock> = AtomicPtr::new(std::ptr::null_mut());
-static mut PREV_REQUEST: pg_sys::shmem_request_hook_type = None;
-static mut PREV_STARTUP: pg_sys::shmem_startup_hook_type = None;
-
-/// From `_PG_init`: asks for the table when the library is being preloaded.
-pub fn init() {
-    // SAFETY: reads and chains the postmaster's hooks while it loads preloaded libraries
-    // (single-threaded, before any backend exists).
-    unsafe {
-        if !pg_sys::process_shared_preload_libraries_in_progress {
-            return;
-        }
-        PREV_REQUEST = pg_sys::shmem_request_hook;
-        pg_sys::shmem_request_hook = Some(request);
-        PREV_STARTUP = pg_sys::shmem_startup_hook;
-        pg_sys::shmem_startup_hook = Some(startup);
-    }
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn request() {
-    // SAFETY: called by the postmaster in its shmem-request phase, as hooks are.
-    unsafe {
-        if let Some(prev) = PREV_REQUEST {
-            prev();
-        }
-        pg_sys::RequestAddinShmemSpace(size_of::<Table>());
-        pg_sys::RequestNamedLWLockTranche(NAME.as_ptr(), 1);
-    }
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn startup() {
-    // SAFETY: the postmaster calls this once shared memory exists; AddinShmemInitLock (entry 21
-    // of the main LWLock array) serializes it with other libraries' initializations.
-    unsafe {
-        if let Some(prev) = PREV_STARTUP {
-            prev();
-        }
-        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
-        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-        let mut found = false;
-        let table = pg_sys::ShmemInitStruct(NAME.as_ptr(), size_of::<Table>(), &mut found).cast::<Table>();
-        if !found {
-            // All zeroes is an empty table (plain integers, no pointers).
-            std::ptr::write_bytes(table.cast::<u8>(), 0, size_of::<Table>());
-        }
-        TABLE.store(table, Ordering::Release);
-        LOCK.store(&raw mut (*pg_sys::GetNamedLWLockTranche(NAME.as_ptr())).lock, Ordering::Release);
-        pg_sys::LWLockRelease(init_lock);
-    }
-}
+/// The slots, when the library was preloaded.
+pub static SLOTS: Region<Table> = Region::new(c"pgworld_pod_slots");
 
 /// Whether per-pod limits are enforced in this server.
 pub fn enforced() -> bool {
-    !TABLE.load(Ordering::Acquire).is_null()
+    SLOTS.exists()
 }
 
-/// Runs `f` on the table under its lock (exclusive); None when there is no table. `f` must not
-/// call into PostgreSQL: nothing else may wait on this lock for long.
 fn locked<T>(f: impl FnOnce(&mut Table) -> T) -> Option<T> {
-    let table = TABLE.load(Ordering::Acquire);
-    let lock = LOCK.load(Ordering::Acquire);
-    if table.is_null() || lock.is_null() {
-        return None;
-    }
-    struct Release(*mut pg_sys::LWLock);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            // SAFETY: held since `locked` acquired it; `f` runs no PostgreSQL code, so only a Rust
-            // panic can leave early, and it unwinds through this guard.
-            unsafe { pg_sys::LWLockRelease(self.0) }
-        }
-    }
-    // SAFETY: `lock` and `table` were set by `startup` and stay valid for the server's life.
-    unsafe { pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE) };
-    let _release = Release(lock);
-    // SAFETY: the exclusive lock makes this the only reference to the table.
-    Some(f(unsafe { &mut *table }))
-}
-
-fn database() -> u32 {
-    // SAFETY: a backend-global set at connection start.
-    unsafe { pg_sys::MyDatabaseId }.to_u32()
+    SLOTS.locked(f)
 }
 
 fn key(app: i32, pod_id: &str) -> PodKey {

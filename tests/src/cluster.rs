@@ -20,8 +20,13 @@ fn running_as_root() -> bool {
 }
 
 impl PrivateCluster {
-    /// initdb + start on a free port, with the pgworld extension created in database `postgres`.
+    /// initdb + start on a free port, with the pgworld library preloaded.
     pub fn start() -> Result<PrivateCluster> {
+        PrivateCluster::start_with(true)
+    }
+
+    /// initdb + start on a free port; `preload`: pgworld in `shared_preload_libraries`.
+    pub fn start_with(preload: bool) -> Result<PrivateCluster> {
         let bin = PathBuf::from(std::env::var("PGWORLD_PG_BIN").context("PGWORLD_PG_BIN is set by ./pgw test")?);
         let dir = std::env::temp_dir().join(format!("pgworld-it-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
         let _ = std::fs::remove_dir_all(&dir);
@@ -39,9 +44,9 @@ impl PrivateCluster {
         // other tests.
         c.run("initdb", &["-D", &c.data(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])?;
         let conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 100\n\
-             shared_preload_libraries = 'pgworld'\n",
-            c.dir.display()
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nfsync = off\nmax_connections = 100\n{}",
+            c.dir.display(),
+            if preload { "shared_preload_libraries = 'pgworld'\n" } else { "" }
         );
         std::fs::write(c.dir.join("data/postgresql.auto.conf"), conf)?;
         c.pg_ctl("start")?;
@@ -90,7 +95,12 @@ impl PrivateCluster {
     /// the dispatcher's role created, and sessions acting for `default`. Returns an admin
     /// session (a superuser) that acts for `default` too.
     pub async fn with_pgworld() -> Result<(PrivateCluster, tokio_postgres::Client)> {
-        let cluster = tokio::task::spawn_blocking(PrivateCluster::start).await??;
+        PrivateCluster::with_pgworld_preloaded(true).await
+    }
+
+    /// `with_pgworld`, with the library preloaded or (`false`) loaded on first use only.
+    pub async fn with_pgworld_preloaded(preload: bool) -> Result<(PrivateCluster, tokio_postgres::Client)> {
+        let cluster = tokio::task::spawn_blocking(move || PrivateCluster::start_with(preload)).await??;
         let admin = crate::connect(&cluster.url("postgres")).await?;
         admin
             .batch_execute(&format!(

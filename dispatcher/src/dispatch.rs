@@ -116,22 +116,16 @@ impl Dispatcher {
                     conn = None;
                 }
                 match claimed {
-                    Ok(claimed) => {
+                    Ok((claimed, next_due)) => {
                         failures.reset();
-                        let full = claimed.len() >= batch;
                         for m in claimed {
                             self.start_delivery(m);
                         }
-                        if full {
+                        let Some(next_due) = next_due else {
                             // A full batch: more may be due right now.
                             self.more_waiting.store(true, Ordering::Release);
                             self.waiting_for_room.store(false, Ordering::Release);
                             continue;
-                        }
-                        // Asked once the deliveries are on their way: not on their path.
-                        let next_due = match &conn {
-                            Some(client) => self.next_due_wait(client).await,
-                            None => self.cfg.poll_interval,
                         };
                         self.more_waiting.store(false, Ordering::Release);
                         // Due now, yet not claimed: wait for an outcome (or a while), not spin.
@@ -155,8 +149,13 @@ impl Dispatcher {
         }
     }
 
-    /// Claims up to `max` messages on the claim loop's own connection.
-    async fn claim(&self, conn: &mut Option<deadpool_postgres::Object>, max: usize) -> anyhow::Result<Vec<Claimed>> {
+    /// Claims up to `max` messages on the claim loop's own connection; after a short batch, also
+    /// how long until more may be due, asked on the same connection.
+    async fn claim(
+        &self,
+        conn: &mut Option<deadpool_postgres::Object>,
+        max: usize,
+    ) -> anyhow::Result<(Vec<Claimed>, Option<Duration>)> {
         let client = match conn {
             Some(c) => c,
             None => conn.insert(self.pool.get().await?),
@@ -183,7 +182,8 @@ impl Dispatcher {
         committed?;
         let claimed: Vec<Claimed> = rows.iter().map(Claimed::from_row).collect::<anyhow::Result<_>>()?;
         self.lock_held().extend(claimed.iter().map(|m| m.lease_id));
-        Ok(claimed)
+        let next_due = if claimed.len() < max { Some(self.next_due_wait(client).await) } else { None };
+        Ok((claimed, next_due))
     }
 
     /// Until the next message becomes due or lease expires, within the polling interval.

@@ -24,26 +24,9 @@ impl<T, E: Display> OrInternal<T> for Result<T, E> {
     }
 }
 
-/// FNV-1a: the plan cache is looked up by SQL text on every statement, and SipHash over a few
-/// hundred bytes of it showed in profiles. The keys are pgworld's own SQL, not callers' input.
-#[derive(Default)]
-pub struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let start = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        self.0 = bytes.iter().fold(start, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
-
 thread_local! {
     // Plans live for the backend's life (SPI_keepplan); PostgreSQL re-plans them when the schema changes.
-    static PLANS: RefCell<FnvMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(FnvMap::default());
+    static PLANS: RefCell<HashMap<String, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
 fn plan_for(c: &SpiClient<'_>, sql: &str, args: &[DatumWithOid<'_>], mutating: bool) -> Rc<OwnedPreparedStatement> {

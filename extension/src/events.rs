@@ -62,14 +62,6 @@ pub fn event_create(run_id: &str, query: &Value, body: &Value) -> WfResult<Value
     })
 }
 
-/// A child row read together with its run's lock.
-enum Child {
-    Unread,
-    Step(Step),
-    Hook(Hook),
-    Wait(Wait),
-}
-
 /// `cols` qualified by `alias` (items that are expressions stay as they are).
 fn qualified(cols: &str, alias: &str) -> String {
     cols.split(',')
@@ -99,7 +91,8 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
     let cols = if needs.run_payloads { RUN_COLS } else { RUN_COLS_LIGHT };
     let corr = req.correlation_id.clone().unwrap_or_default();
     let key = [app.into(), run_id.into(), corr.as_str().into()];
-    let mut child = Child::Unread;
+    let mut state = State::default();
+    let mut child_read = false;
     // An event that moves an existing child on locks it with the run, in one statement (run
     // first, then the child: the lock order). Locking both lets the rows be re-read at their
     // latest versions if a concurrent writer held them.
@@ -108,11 +101,12 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
         let sql = run_and_child_sql(kind, cols);
         if let Some(r) = db::update(c, &sql, &key).next() {
             let at = db::Shifted(&r, RUN_COL_COUNT + 1);
-            child = match kind {
-                ChildKind::Step => Child::Step(step_from(&at)),
-                ChildKind::Hook => Child::Hook(hook_from(&at).0),
-                ChildKind::Wait => Child::Wait(wait_from(&at)),
-            };
+            match kind {
+                ChildKind::Step => state.step = Some(step_from(&at)),
+                ChildKind::Hook => state.hook = Some(hook_from(&at).0),
+                ChildKind::Wait => state.wait = Some(wait_from(&at)),
+            }
+            child_read = true;
             locked = Some((run_from(&r), r.opt_bigint(RUN_COL_COUNT + 1)));
         }
     }
@@ -143,15 +137,9 @@ fn gather(c: &mut SpiClient<'_>, app: i32, run_id: &str, req: &CreateRequest, ne
             (None, quota.unwrap_or(quotas::DEFAULT_MAX_EVENTS_PER_RUN), expired, max_runs)
         }
     };
-    let mut state = State { max_events_per_run: max_events, version_expired, ..State::default() };
+    state.max_events_per_run = max_events;
+    state.version_expired = version_expired;
     if run.is_some() {
-        let child_read = !matches!(child, Child::Unread);
-        match child {
-            Child::Step(s) => state.step = Some(s),
-            Child::Hook(h) => state.hook = Some(h),
-            Child::Wait(w) => state.wait = Some(w),
-            Child::Unread => {}
-        }
         match needs.child.filter(|_| !child_read) {
             Some(ChildKind::Step) => {
                 let sql = format!("SELECT {STEP_COLS} FROM workflow.steps WHERE application_id = $1 AND run_id = $2 AND step_id = $3 FOR UPDATE");
@@ -224,7 +212,7 @@ fn apply(
     }
     let admission = if plan.new_active_run { Some(quotas::admit_run(c, app, max_runs)?) } else { None };
 
-    let appended: Vec<Event> = plan
+    let mut appended: Vec<Event> = plan
         .events
         .iter()
         .enumerate()
@@ -273,22 +261,20 @@ fn apply(
     if let Some((shard, delta)) = counter {
         event_writes::count_runs(&mut w, app, shard, delta);
     }
-    let mut seqs = Vec::with_capacity(appended.len());
-    for (i, e) in appended.iter().enumerate() {
+    for (i, e) in appended.iter_mut().enumerate() {
         let rows = if i == 0 {
             let mut first = std::mem::take(&mut w);
-            first.add(event_writes::INSERT_EVENT, event_writes::event_args(app, e));
+            first.add(event_writes::INSERT_EVENT, event_writes::event_args(app, &*e));
             first.run(c)
         } else {
-            Some(db::update(c, event_writes::INSERT_EVENT, &event_writes::event_args(app, e)))
+            Some(db::update(c, event_writes::INSERT_EVENT, &event_writes::event_args(app, &*e)))
         };
-        seqs.push(rows.and_then(|mut t| t.next().map(|r| r.bigint(1))).unwrap_or_default());
+        e.seq = rows.and_then(|mut t| t.next().map(|r| r.bigint(1))).unwrap_or_default();
     }
     w.run(c);
     if let Some(quotas::Admission::Serialized) = admission {
         quotas::admit_run_serialized(c, app)?;
     }
-    let appended: Vec<Event> = appended.into_iter().zip(seqs).map(|(e, seq)| Event { seq, ..e }).collect();
     Ok(Some(reply(c, app, req, state, plan, &appended, before)))
 }
 
